@@ -1,0 +1,167 @@
+#include "dfhook/io/log.hpp"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <ctime>
+#include <unistd.h>
+
+namespace dfhook::io {
+
+namespace {
+
+std::atomic<LogFormat> g_format{LogFormat::text};
+std::atomic<LogLevel> g_level{LogLevel::info};
+
+std::string_view level_name(LogLevel level) {
+  switch (level) {
+  case LogLevel::error:
+    return "error";
+  case LogLevel::warning:
+    return "warning";
+  case LogLevel::info:
+    return "info";
+  case LogLevel::debug:
+    return "debug";
+  }
+  return "info";
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+  out += '"';
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    switch (c) {
+    case '"':
+      out += "\\\"";
+      break;
+    case '\\':
+      out += "\\\\";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    case '\r':
+      out += "\\r";
+      break;
+    case '\t':
+      out += "\\t";
+      break;
+    default:
+      if (u < 0x20 || u == 0x7f) {
+        out += fmt::format("\\u{:04x}", u);
+      } else {
+        out += c;
+      }
+    }
+  }
+  out += '"';
+}
+
+bool needs_quotes(std::string_view text) {
+  if (text.empty()) {
+    return true;
+  }
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f || c == '"' || c == '=' || c == '\\') {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string now_rfc3339() {
+  const auto now = std::chrono::system_clock::now();
+  const auto micros =
+    std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  const std::time_t seconds = static_cast<std::time_t>(micros / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", utc.tm_year + 1900,
+                     utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                     micros % 1000);
+}
+
+}  // namespace
+
+void configure_logging(LogFormat format, LogLevel level) {
+  g_format = format;
+  g_level = level;
+}
+
+LogFormat default_log_format() {
+  return isatty(STDERR_FILENO) != 0 ? LogFormat::text : LogFormat::json;
+}
+
+bool log_enabled(LogLevel level) {
+  return static_cast<int>(level) <= static_cast<int>(g_level.load());
+}
+
+std::string format_log_line(LogFormat format, LogLevel level, std::string_view timestamp,
+                            std::string_view message, std::initializer_list<LogField> fields) {
+  std::string line;
+  if (format == LogFormat::json) {
+    line += "{";
+    if (!timestamp.empty()) {
+      line += "\"time\":";
+      append_json_string(line, timestamp);
+      line += ',';
+    }
+    line += "\"level\":";
+    append_json_string(line, level_name(level));
+    line += ",\"msg\":";
+    append_json_string(line, message);
+    for (const auto& field : fields) {
+      line += ',';
+      append_json_string(line, field.key);
+      line += ':';
+      append_json_string(line, field.value);
+    }
+    line += "}\n";
+    return line;
+  }
+  if (!timestamp.empty()) {
+    line += timestamp;
+    line += ' ';
+  }
+  line += level_name(level);
+  line += ": ";
+  line += message;
+  for (const auto& field : fields) {
+    line += ' ';
+    line += field.key;
+    line += '=';
+    if (needs_quotes(field.value)) {
+      append_json_string(line, field.value);
+    } else {
+      line += field.value;
+    }
+  }
+  line += '\n';
+  return line;
+}
+
+void log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields) {
+  if (!log_enabled(level)) {
+    return;
+  }
+  const std::string line = format_log_line(g_format, level, now_rfc3339(), message, fields);
+  const char* data = line.data();
+  std::size_t left = line.size();
+  while (left > 0) {
+    const ssize_t written = ::write(STDERR_FILENO, data, left);
+    if (written < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return;
+    }
+    data += written;
+    left -= static_cast<std::size_t>(written);
+  }
+}
+
+}  // namespace dfhook::io

@@ -1,0 +1,33 @@
+"""The global behaviour every command shares: version, help, usage errors."""
+
+import unittest
+
+from dfhook_test import main, run
+
+
+class Basics(unittest.TestCase):
+    def test_version_prints_the_version(self):
+        r = run("--version")
+        self.assertEqual(r.code, 0, r)
+        self.assertRegex(r.out, r"^dfhook \d+\.\d+\.\d+\n$")
+
+    def test_help_lists_every_subcommand(self):
+        r = run("--help")
+        self.assertEqual(r.code, 0, r)
+        for name in ("listen", "fetch-datafile", "verify-payload", "replay", "sign"):
+            self.assertIn(name, r.out)
+
+    def test_no_subcommand_is_a_usage_error(self):
+        r = run()
+        self.assertEqual(r.code, 2, r)
+        self.assertTrue(r.err.startswith("dfhook: error: "), r)
+        self.assertIn("hint: run 'dfhook --help' for usage", r.err)
+
+    def test_unknown_option_is_a_usage_error_not_a_cli11_code(self):
+        r = run("--no-such-option")
+        self.assertEqual(r.code, 2, r)
+        self.assertIn("dfhook: error: ", r.err)
+
+
+if __name__ == "__main__":
+    main()
