@@ -25,6 +25,14 @@ using Runner = std::function<core::ExitCode()>;
 // Registers a subcommand's options on `sub` and returns what runs it.
 using Setup = Runner (*)(CLI::App& sub, const GlobalOptions& global);
 
+// Each cmd_<name>.cpp defines its command's setup (declared here so that the definitions have
+// a prototype); an executable links only the commands it holds.
+Runner setup_verify_payload(CLI::App& sub, const GlobalOptions& global);
+Runner setup_sign(CLI::App& sub, const GlobalOptions& global);
+Runner setup_listen(CLI::App& sub, const GlobalOptions& global);
+Runner setup_fetch_datafile(CLI::App& sub, const GlobalOptions& global);
+Runner setup_replay(CLI::App& sub, const GlobalOptions& global);
+
 // One row of the table that drives help, dispatch and completions.
 struct Command {
   std::string_view name;

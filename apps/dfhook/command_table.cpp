@@ -31,7 +31,7 @@ const std::array k_commands{
           DFHOOK_LOCAL_SETUP(nullptr)},
   Command{"replay", "re-send saved deliveries to a webhook receiver", true,
           DFHOOK_NET_SETUP(nullptr)},
-  Command{"sign", "print the X-Hub-Signature of a body", false, DFHOOK_LOCAL_SETUP(nullptr)},
+  Command{"sign", "print the X-Hub-Signature of a body", false, DFHOOK_LOCAL_SETUP(setup_sign)},
 };
 
 }  // namespace
