@@ -47,6 +47,12 @@ bool has_named(const std::vector<HeaderField>& headers, std::string_view name) {
                      [name](const HeaderField& field) { return iequals(field.first, name); });
 }
 
+bool is_credential(std::string_view name) {
+  static constexpr std::array<std::string_view, 3> k_names{"Authorization", "Cookie",
+                                                           "Proxy-Authorization"};
+  return is_one_of(name, k_names);
+}
+
 }  // namespace
 
 bool is_hop_by_hop_header(std::string_view name) {
@@ -59,12 +65,6 @@ bool is_hop_by_hop_header(std::string_view name) {
 bool is_proxy_added_header(std::string_view name) {
   static constexpr std::array<std::string_view, 3> k_names{"Forwarded", "Via", "X-Real-IP"};
   return is_one_of(name, k_names) || istarts_with(name, "X-Forwarded-");
-}
-
-bool is_credential_header(std::string_view name) {
-  static constexpr std::array<std::string_view, 3> k_names{"Authorization", "Cookie",
-                                                           "Proxy-Authorization"};
-  return is_one_of(name, k_names);
 }
 
 bool is_header_name(std::string_view name) {
@@ -128,7 +128,7 @@ ReplayHeaders replay_headers(const std::vector<HeaderField>& saved,
                   "' has a value with a line break or a NUL byte";
       return out;
     }
-    if (is_hop_by_hop_header(name) || is_proxy_added_header(name) || is_credential_header(name)) {
+    if (is_hop_by_hop_header(name) || is_proxy_added_header(name) || is_credential(name)) {
       continue;
     }
     if (fresh_signature && iequals(name, k_signature_header)) {

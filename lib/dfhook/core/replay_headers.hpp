@@ -22,10 +22,6 @@ using HeaderField = std::pair<std::string, std::string>;
 // stale story about who is calling, so they are dropped too. Case-insensitive.
 [[nodiscard]] bool is_proxy_added_header(std::string_view name);
 
-// Credentials a receiver must not get from a file (Authorization, Cookie,
-// Proxy-Authorization). The spool never saves them; a hand-written file might. Case-insensitive.
-[[nodiscard]] bool is_credential_header(std::string_view name);
-
 // True for a valid field name (RFC 9110 token: letters, digits and !#$%&'*+-.^_`|~).
 [[nodiscard]] bool is_header_name(std::string_view name);
 
@@ -55,8 +51,9 @@ enum class SignatureSource {
 };
 
 // The header list of one replayed delivery, in this order of rules:
-//   1. saved headers, in their order with repeats, except hop-by-hop, proxy-added and
-//      credential headers (see above), and except X-Hub-Signature when `fresh_signature`
+//   1. saved headers, in their order with repeats, except hop-by-hop and proxy-added ones
+//      (see above), credentials (Authorization, Cookie, Proxy-Authorization: the spool never
+//      saves them, a hand-written file might), and X-Hub-Signature when `fresh_signature`
 //      is given;
 //   2. the fresh X-Hub-Signature, at the place of the first saved one (or last);
 //   3. `default_content_type` and `default_user_agent` when no such header is saved and the
