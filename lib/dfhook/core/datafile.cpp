@@ -134,6 +134,7 @@ public:
 
   explicit PullStream(PullState& state) : m_state(&state) {}
 
+  // NOLINTBEGIN(readability-identifier-naming): RapidJSON's stream concept names these.
   Ch Peek() {
     if (m_pos == m_end && !refill()) {
       return '\0';
@@ -163,6 +164,8 @@ public:
     RAPIDJSON_ASSERT(false);
     return 0;
   }
+
+  // NOLINTEND(readability-identifier-naming)
 
   bool at_end() { return m_pos == m_end && !refill(); }
 
@@ -311,6 +314,7 @@ public:
     m_levels.reserve(32);
   }
 
+  // NOLINTBEGIN(readability-identifier-naming): RapidJSON's handler concept names these.
   bool Null() { return scalar(Kind::null, {}, TokenEnd::after_null); }
   bool Bool(bool value) {
     return scalar(Kind::boolean, {}, value ? TokenEnd::after_true : TokenEnd::after_false);
@@ -362,6 +366,7 @@ public:
     return close();
   }
   bool EndArray(rapidjson::SizeType /*elements*/) { return close(); }
+  // NOLINTEND(readability-identifier-naming)
 
   // The problem the handler stopped at, if any. Its offset is not known yet: the caller
   // resolves it with token_end() and decoded_length() (or the root's offset when at_root()).
