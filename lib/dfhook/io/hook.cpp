@@ -1,5 +1,6 @@
 #include "dfhook/io/hook.hpp"
 
+#include "dfhook/core/units.hpp"
 #include "dfhook/io/atomic_file.hpp"
 
 #include <fmt/format.h>
@@ -165,14 +166,6 @@ private:
   HookResult& m_result;
 };
 
-std::string format_milliseconds(std::chrono::milliseconds duration) {
-  const auto ms = duration.count();
-  if (ms % 1000 == 0) {
-    return fmt::format("{}s", ms / 1000);
-  }
-  return fmt::format("{}ms", ms);
-}
-
 }  // namespace
 
 std::string HookResult::describe() const {
@@ -185,7 +178,7 @@ std::string HookResult::describe() const {
                            : fmt::format("killed by signal {}", signal);
   }
   case HookOutcome::timed_out:
-    return fmt::format("timed out after {}", format_milliseconds(timeout));
+    return fmt::format("timed out after {}", core::format_duration(timeout));
   case HookOutcome::not_started:
     return fmt::format("could not start: {}", error);
   }

@@ -1,6 +1,7 @@
 #include "dfhook/io/store.hpp"
 
 #include "dfhook/core/error.hpp"
+#include "dfhook/core/units.hpp"
 #include "dfhook/io/atomic_file.hpp"
 #include "dfhook/io/log.hpp"
 
@@ -58,20 +59,6 @@ void require_valid_name(std::string_view name) {
   if (!problem.empty()) {
     throw core::failure(fmt::format("invalid datafile name '{}': {}", printable(name), problem));
   }
-}
-
-std::string format_duration(std::chrono::milliseconds duration) {
-  const auto ms = duration.count();
-  if (ms != 0 && ms % 3'600'000 == 0) {
-    return fmt::format("{}h", ms / 3'600'000);
-  }
-  if (ms != 0 && ms % 60'000 == 0) {
-    return fmt::format("{}m", ms / 60'000);
-  }
-  if (ms % 1000 == 0) {
-    return fmt::format("{}s", ms / 1000);
-  }
-  return fmt::format("{}ms", ms);
 }
 
 std::string format_rfc3339(Clock::time_point when) {
@@ -620,7 +607,7 @@ std::unique_ptr<DatafileLock> FileDatafileStore::lock(std::string_view name,
       throw core::Error(
           core::ExitCode::lock_timeout,
           fmt::format("another dfhook holds the lock on '{}' (waited {})",
-                      datafile_path(name).string(), format_duration(timeout)),
+                      datafile_path(name).string(), core::format_duration(timeout)),
           fmt::format("raise --lock-timeout, or find the holder of '{}' with fuser or lsof",
                       path.string()));
     }
