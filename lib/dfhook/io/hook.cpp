@@ -21,7 +21,6 @@
 #include <thread>
 #include <utility>
 
-extern char** environ;  // NOLINT(readability-redundant-declaration): POSIX leaves it undeclared
 
 namespace dfhook::io {
 
