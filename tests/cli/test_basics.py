@@ -1,8 +1,9 @@
 """The global behaviour every command shares: version, help, usage errors."""
 
+import subprocess
 import unittest
 
-from dfhook_test import main, run
+from dfhook_test import DFHOOK, main, run
 
 
 class Basics(unittest.TestCase):
@@ -27,6 +28,13 @@ class Basics(unittest.TestCase):
         r = run("--no-such-option")
         self.assertEqual(r.code, 2, r)
         self.assertIn("dfhook: error: ", r.err)
+
+    def test_dfhook_itself_never_loads_libcurl_or_libsystemd(self):
+        # They cost milliseconds at every start; verify-payload and sign must stay as quick
+        # as openssl. The network commands live in dfhook-net.
+        libraries = subprocess.run(["ldd", DFHOOK], capture_output=True, check=True).stdout
+        self.assertNotIn(b"libcurl", libraries)
+        self.assertNotIn(b"libsystemd", libraries)
 
 
 if __name__ == "__main__":
