@@ -21,3 +21,9 @@ target_compile_options(dfhook_warnings INTERFACE
   -Woverloaded-virtual -Wformat=2 -Wimplicit-fallthrough
   -Wmissing-declarations
   $<$<BOOL:${DFHOOK_WERROR}>:-Werror>)
+
+if(DFHOOK_FUZZ)
+  # Coverage instrumentation in the libraries too, not only in the fuzz targets' own file:
+  # without it libFuzzer cannot see which branches of the parsers an input reached.
+  target_compile_options(dfhook_settings INTERFACE -fsanitize=fuzzer-no-link)
+endif()

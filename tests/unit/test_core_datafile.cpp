@@ -265,6 +265,13 @@ TEST_CASE("rejects invalid UTF-8 anywhere, at the first bad sequence") {
   check_problem("{\"a\":\"x\xE2\x80", "/a", 7, "invalid UTF-8");
 }
 
+TEST_CASE("invalid UTF-8 cut by a chunk boundary fails as it does in one piece") {
+  // Found by fuzz_datafile: a lead byte at the end of a chunk used to reach the parser, which
+  // reported a syntax error before the next chunk showed the sequence invalid.
+  check_problem("{\"version\"\xC8\xC8:\"4\"}", "/version", 10, "invalid UTF-8");
+  check_problem("{\"v\":\"\xF0\x9F\x9A\"}", "/v", 6, "invalid UTF-8");
+}
+
 TEST_CASE("a UTF-8 sequence split across chunks is read whole") {
   const std::string text = datafile("\"note\":\"\xF0\x9F\x9A\x80\xC3\xA9\"");
   for (std::size_t chunk = 1; chunk < 6; ++chunk) {

@@ -1,6 +1,6 @@
 #include "dfhook/core/datafile.hpp"
 
-#include <rapidjson/reader.h>
+#include "dfhook/core/rapidjson_reader.hpp"
 
 #include <algorithm>
 #include <array>
@@ -13,111 +13,99 @@ namespace dfhook::core {
 
 namespace {
 
-// Checks that bytes arriving chunk by chunk are UTF-8 (RFC 3629: no overlong forms, no
-// surrogates, nothing above U+10FFFF), carrying a sequence cut by a chunk boundary over to the
-// next chunk. JSON outside strings is ASCII, so checking the whole document is the same as
-// checking its strings; doing it here, a word at a time, is several times faster than
-// RapidJSON's per-character kParseValidateEncodingFlag.
-class Utf8Checker {
-public:
-  // The length of the valid prefix of `chunk`, whose first byte is at `base`; when shorter
-  // than the chunk, error_offset() is where the invalid sequence starts (possibly in an
-  // earlier chunk).
-  std::size_t check(std::string_view chunk, std::size_t base) {
-    const auto* const bytes = reinterpret_cast<const unsigned char*>(chunk.data());
-    const std::size_t size = chunk.size();
-    std::size_t i = 0;
-    while (i < size) {
-      if (m_need == 0) {
-        constexpr std::uint64_t k_high_bits = 0x8080808080808080ULL;
-        std::uint64_t word = 0;
-        while (i + sizeof(word) <= size) {
-          std::memcpy(&word, bytes + i, sizeof(word));
-          if ((word & k_high_bits) != 0) {
-            break;
-          }
-          i += sizeof(word);
-        }
-        if (i == size) {
-          break;
-        }
-        const unsigned char lead = bytes[i];
-        if (lead < 0x80) {
-          ++i;
-          continue;
-        }
-        m_sequence_start = base + i;
-        if (!start_sequence(lead)) {
-          return invalid(base);
-        }
-        ++i;
-        continue;
-      }
-      const unsigned char next = bytes[i];
-      if (next < m_low || next > m_high) {
-        return invalid(base);
-      }
-      m_low = 0x80;
-      m_high = 0xBF;
-      --m_need;
-      ++i;
-    }
-    return size;
-  }
-
-  // False when the input ended inside a sequence.
-  [[nodiscard]] bool complete() const { return m_need == 0; }
-  [[nodiscard]] std::size_t error_offset() const { return m_sequence_start; }
-
-private:
-  bool start_sequence(unsigned char lead) {
-    m_low = 0x80;
-    m_high = 0xBF;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      m_need = 1;
-    } else if (lead == 0xE0) {
-      m_need = 2;
-      m_low = 0xA0;
-    } else if (lead == 0xED) {
-      m_need = 2;
-      m_high = 0x9F;
-    } else if (lead >= 0xE1 && lead <= 0xEF) {
-      m_need = 2;
-    } else if (lead == 0xF0) {
-      m_need = 3;
-      m_low = 0x90;
-    } else if (lead == 0xF4) {
-      m_need = 3;
-      m_high = 0x8F;
-    } else if (lead >= 0xF1 && lead <= 0xF3) {
-      m_need = 3;
-    } else {
-      return false;
-    }
-    return true;
-  }
-
-  // The valid prefix of the chunk that starts at `base`.
-  [[nodiscard]] std::size_t invalid(std::size_t base) const {
-    return m_sequence_start > base ? m_sequence_start - base : 0;
-  }
-
-  std::size_t m_sequence_start = 0;
-  unsigned m_need = 0;
-  unsigned char m_low = 0x80;
-  unsigned char m_high = 0xBF;
+// How much of a run of bytes is UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
+// above U+10FFFF).
+struct Utf8Scan {
+  std::size_t valid = 0;  // bytes of complete, valid sequences from the start
+  bool invalid = false;   // the byte at `valid` starts an invalid sequence; otherwise the bytes
+                          // after `valid` (if any) are the start of a sequence cut short
 };
 
-// Where a PullStream's input comes from and what it found; shared by the copies RapidJSON
-// makes of the stream.
+// JSON outside strings is ASCII, so checking the whole document is the same as checking its
+// strings; doing it here, a word at a time, is several times faster than RapidJSON's
+// per-character kParseValidateEncodingFlag.
+Utf8Scan scan_utf8(std::string_view text) {
+  const auto* const bytes = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t size = text.size();
+  std::size_t i = 0;
+  while (i < size) {
+    constexpr std::uint64_t k_high_bits = 0x8080808080808080ULL;
+    std::uint64_t word = 0;
+    while (i + sizeof(word) <= size) {
+      std::memcpy(&word, bytes + i, sizeof(word));
+      if ((word & k_high_bits) != 0) {
+        break;
+      }
+      i += sizeof(word);
+    }
+    if (i == size) {
+      break;
+    }
+    const unsigned char lead = bytes[i];
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t need = 0;
+    unsigned char low = 0x80;  // the range of the first continuation byte
+    unsigned char high = 0xBF;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      need = 1;
+    } else if (lead == 0xE0) {
+      need = 2;
+      low = 0xA0;
+    } else if (lead == 0xED) {
+      need = 2;
+      high = 0x9F;
+    } else if (lead >= 0xE1 && lead <= 0xEF) {
+      need = 2;
+    } else if (lead == 0xF0) {
+      need = 3;
+      low = 0x90;
+    } else if (lead == 0xF4) {
+      need = 3;
+      high = 0x8F;
+    } else if (lead >= 0xF1 && lead <= 0xF3) {
+      need = 3;
+    } else {
+      return {i, true};
+    }
+    for (std::size_t k = 1; k <= need; ++k) {
+      if (i + k == size) {
+        return {i, false};
+      }
+      const unsigned char next = bytes[i + k];
+      if (next < low || next > high) {
+        return {i, true};
+      }
+      low = 0x80;
+      high = 0xBF;
+    }
+    i += need + 1;
+  }
+  return {size, false};
+}
+
+// The length of the UTF-8 sequence that `lead`, a valid lead byte, starts.
+std::size_t sequence_length(char lead) {
+  const auto byte = static_cast<unsigned char>(lead);
+  return byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : 2;
+}
+
+// Where a PullStream's input comes from and what it found; shared by the copies of the stream.
 struct PullState {
   ByteSource* source = nullptr;
-  const char* begin = nullptr;  // the current chunk's first byte
-  std::size_t base = 0;         // offset of `begin` in the document
-  std::size_t size = 0;         // bytes of the current chunk given to the parser
-  Utf8Checker utf8;
+  std::string_view rest;        // bytes the source gave that are not yet checked
+  const char* begin = nullptr;  // the checked bytes the parser reads now
+  std::size_t size = 0;
+  std::size_t base = 0;  // offset of `begin` in the document
+  // A UTF-8 sequence cut by the end of a chunk, held back until it is complete, so that the
+  // parser never sees part of a sequence and every chunking of a document reads the same.
+  std::array<char, 4> carry{};
+  std::size_t carry_size = 0;
   bool ended = false;
   bool invalid_utf8 = false;
+  std::size_t utf8_error_offset = 0;
 };
 
 // A RapidJSON input stream that pulls the document from a ByteSource chunk by chunk, so the
@@ -125,9 +113,9 @@ struct PullState {
 // expects; at_end() tells a real end from a NUL byte in the input. Invalid UTF-8 ends the
 // input where the invalid sequence starts, and invalid_utf8() says so.
 //
-// RapidJSON copies a stream into locals while it scans a string, a number or whitespace
-// (StreamTraits::copyOptimization, specialised below), so the stream is three words: the
-// position, the end of the chunk and the shared state.
+// RapidJSON can copy a stream into locals while it scans (StreamTraits::copyOptimization);
+// left off: with a stream in memory the copies cost more than they save (store forwarding
+// stalls on the copy of a just-updated position).
 class PullStream {
 public:
   using Ch = char;
@@ -164,14 +152,13 @@ public:
     RAPIDJSON_ASSERT(false);
     return 0;
   }
-
   // NOLINTEND(readability-identifier-naming)
 
   bool at_end() { return m_pos == m_end && !refill(); }
 
   // Set once the input ended at invalid UTF-8 starting at utf8_error_offset().
   [[nodiscard]] bool invalid_utf8() const { return m_state->invalid_utf8; }
-  [[nodiscard]] std::size_t utf8_error_offset() const { return m_state->utf8.error_offset(); }
+  [[nodiscard]] std::size_t utf8_error_offset() const { return m_state->utf8_error_offset; }
 
   // The bytes of the current chunk before absolute offset `end` (empty when `end` is not in
   // it), for looking back at a token just read.
@@ -184,29 +171,68 @@ public:
   [[nodiscard]] std::size_t chunk_base() const { return m_state->base; }
 
 private:
+  void serve(const char* data, std::size_t size) {
+    m_state->begin = m_pos = data;
+    m_state->size = size;
+    m_end = data + size;
+  }
+
+  void fail_utf8(std::size_t offset) {
+    m_state->ended = true;
+    m_state->invalid_utf8 = true;
+    m_state->utf8_error_offset = offset;
+  }
+
+  // Moves to the next checked bytes; false at the end of the input (or at invalid UTF-8).
   bool refill() {
     PullState& state = *m_state;
-    if (state.ended) {
-      return false;
-    }
     state.base += state.size;
     state.begin = nullptr;
     state.size = 0;
     m_pos = m_end = nullptr;
-    const std::string_view chunk = state.source->next();
-    if (chunk.empty()) {
-      state.ended = true;
-      state.invalid_utf8 = !state.utf8.complete();
-      return false;
+    while (!state.ended) {
+      if (state.rest.empty()) {
+        state.rest = state.source->next();
+        if (state.rest.empty()) {
+          state.ended = true;
+          if (state.carry_size > 0) {
+            fail_utf8(state.base);
+          }
+          return false;
+        }
+      }
+      if (state.carry_size > 0) {
+        const std::size_t more =
+            std::min(sequence_length(state.carry[0]) - state.carry_size, state.rest.size());
+        std::memcpy(state.carry.data() + state.carry_size, state.rest.data(), more);
+        state.carry_size += more;
+        state.rest.remove_prefix(more);
+        const Utf8Scan scan = scan_utf8({state.carry.data(), state.carry_size});
+        if (scan.invalid) {
+          fail_utf8(state.base);
+          return false;
+        }
+        if (scan.valid > 0) {
+          state.carry_size = 0;
+          serve(state.carry.data(), scan.valid);
+          return true;
+        }
+        continue;
+      }
+      const std::string_view chunk = std::exchange(state.rest, std::string_view{});
+      const Utf8Scan scan = scan_utf8(chunk);
+      if (scan.invalid) {
+        fail_utf8(state.base + scan.valid);
+      } else if (scan.valid < chunk.size()) {
+        state.carry_size = chunk.size() - scan.valid;
+        std::memcpy(state.carry.data(), chunk.data() + scan.valid, state.carry_size);
+      }
+      if (scan.valid > 0) {
+        serve(chunk.data(), scan.valid);
+        return true;
+      }
     }
-    state.size = state.utf8.check(chunk, state.base);
-    if (state.size < chunk.size()) {
-      state.ended = true;
-      state.invalid_utf8 = true;
-    }
-    state.begin = m_pos = chunk.data();
-    m_end = chunk.data() + state.size;
-    return state.size > 0;
+    return false;
   }
 
   const char* m_pos = nullptr;
@@ -614,15 +640,6 @@ constexpr unsigned k_parse_flags =
     rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseStopWhenDoneFlag;
 
 }  // namespace
-
-}  // namespace dfhook::core
-
-template <>
-struct rapidjson::StreamTraits<dfhook::core::PullStream> {
-  enum { copyOptimization = 0 };
-};
-
-namespace dfhook::core {
 
 Parsed<DatafileInfo> validate_datafile(ByteSource& source,
                                        std::optional<std::string_view> expected_project_id) {

@@ -18,9 +18,11 @@
 //  - "featureFlags", "rollouts", "typedAudiences": arrays when present;
 //  - "sdkKey", "environmentKey": strings when present (never compared with anything).
 // Other members are ignored. Rejected anywhere in the document: invalid JSON, invalid UTF-8,
-// NaN and Infinity, a \u escape of a lone surrogate, nesting deeper than
-// k_datafile_max_depth, and anything but whitespace after the document; at the top level, a
-// member name given twice.
+// NaN and Infinity, a \u escape of a high surrogate without its low surrogate, nesting deeper
+// than k_datafile_max_depth, and anything but whitespace after the document; at the top
+// level, a member name given twice. (A \u escape of a lone low surrogate, which RFC 8259's
+// grammar allows, and integers beyond 64 bits are let through: the SDKs read them, and the
+// datafile is stored as received.)
 //
 // The bytes are read once, in order, with constant memory besides the member names of the
 // top level and the strings kept in DatafileInfo: a datafile of several MB is validated as it
