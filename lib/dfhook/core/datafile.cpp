@@ -556,8 +556,9 @@ private:
 
 // The offset of the opening quote of the string that ends just before `end` (after its
 // closing quote), found by looking back in the bytes still at hand. A quote preceded by an
-// odd number of backslashes is escaped. Falls back to a lower bound when the string started
-// in an earlier chunk: a string of n decoded bytes spans at least n + 2.
+// odd number of backslashes is escaped. When the string started in an earlier chunk, gives an
+// estimate instead: a string of n decoded bytes spans at least n + 2, so it started at or
+// before end - n - 2.
 std::size_t string_start(const PullStream& stream, std::size_t end, std::size_t decoded_length) {
   const std::string_view before = stream.chunk_before(end);
   if (before.size() >= 2) {
@@ -568,6 +569,9 @@ std::size_t string_start(const PullStream& stream, std::size_t end, std::size_t 
       std::size_t backslashes = 0;
       while (backslashes < i && before[i - 1 - backslashes] == '\\') {
         ++backslashes;
+      }
+      if (backslashes == i && stream.chunk_base() > 0) {
+        break;  // the backslashes may go on in the chunk before: no telling
       }
       if (backslashes % 2 == 0) {
         return stream.chunk_base() + i;
