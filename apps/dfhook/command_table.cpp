@@ -24,7 +24,7 @@ namespace {
 
 const std::array k_commands{
   Command{"listen", "receive Optimizely webhooks and keep datafiles current", true,
-          DFHOOK_NET_SETUP(nullptr)},
+          DFHOOK_NET_SETUP(setup_listen)},
   Command{"fetch-datafile", "download a datafile if it changed (the cron fallback)", true,
           DFHOOK_NET_SETUP(nullptr)},
   Command{"verify-payload", "check saved webhook payloads and their signatures", false,

@@ -180,6 +180,8 @@ private:
   asio::steady_timer m_summary_timer;
   asio::steady_timer m_grace_timer;
   std::optional<asio::signal_set> m_signals;
+  Clock::time_point m_first_stop_signal{};
+  bool m_finished = false;  // shut down with no session left; on m_strand
 };
 
 // One connection: reads a request (head, then body), asks the handler, writes the answer,
@@ -783,14 +785,19 @@ void ServerCore::do_wait_signal() {
           io::log(io::LogLevel::error, "reloading failed", {{"error", error.what()}});
         }
       }
-    } else if (stopping()) {
+    } else if (!stopping()) {
+      m_first_stop_signal = Clock::now();
+      begin_shutdown();
+    } else if (Clock::now() - m_first_stop_signal >= std::chrono::seconds(1)) {
+      // An impatient operator; a signal sent to the whole process group right after the
+      // first one (timeout(1) does that) is no reason to drop requests.
       io::log(io::LogLevel::warning, "second signal: stopping without waiting for requests");
       m_ioc.stop();
       return;
-    } else {
-      begin_shutdown();
     }
-    do_wait_signal();
+    if (!m_finished) {
+      do_wait_signal();
+    }
   });
 }
 
@@ -833,6 +840,7 @@ void ServerCore::maybe_finish() {
     }
   }
   // Nothing left to serve: without pending work the io_context runs out and run() returns.
+  m_finished = true;
   m_grace_timer.cancel();
   m_summary_timer.cancel();
   if (m_signals) {

@@ -96,7 +96,8 @@ struct HttpServerConfig {
   // After SIGTERM/stop(): how long in-flight requests may take before they are abandoned.
   std::chrono::milliseconds shutdown_grace{10'000};
   unsigned threads = 1;
-  // SIGTERM and SIGINT stop the server; SIGHUP calls on_reload (on an I/O thread).
+  // SIGTERM and SIGINT stop the server (another one a second or more later stops it at once,
+  // abandoning requests in flight); SIGHUP calls on_reload (on an I/O thread).
   bool handle_signals = true;
   std::function<void()> on_reload;
 };

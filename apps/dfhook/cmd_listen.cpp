@@ -1,0 +1,286 @@
+#include "command.hpp"
+#include "options_network.hpp"
+#include "options_secrets.hpp"
+
+#include "dfhook/core/error.hpp"
+#include "dfhook/core/units.hpp"
+#include "dfhook/io/log.hpp"
+#include "dfhook/io/store.hpp"
+#include "dfhook/net/http_server.hpp"
+#include "dfhook/service/metrics.hpp"
+#include "dfhook/service/webhook_handler.hpp"
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dfhook::app {
+
+namespace {
+
+struct ListenOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  std::string path = "/webhooks/optimizely";
+  SecretOptions secrets;
+  bool insecure_skip_signature = false;
+  std::string out_dir = "./datafiles";
+  std::string file_mode = "0644";
+  std::vector<std::uint64_t> project_ids;
+  std::vector<std::string> environments;
+  std::string on_update;
+  std::string hook_timeout = "60s";
+  std::string save_dir;
+  std::size_t save_max_files = 10000;
+  std::string poll_interval = "5m";
+  std::string stale_retry_for = "5m";
+  std::string max_age = "0";
+  std::string max_body = "1MiB";
+  std::size_t max_connections = 1024;
+  std::string read_timeout = "10s";
+  unsigned threads = 1;
+  NetworkOptions network;
+};
+
+// The values of the options, checked.
+struct ListenSettings {
+  mode_t file_mode = 0644;
+  std::chrono::milliseconds hook_timeout{};
+  std::chrono::milliseconds poll_interval{};
+  std::chrono::milliseconds stale_retry_for{};
+  std::optional<std::chrono::seconds> max_age;
+  std::uint64_t max_body = 0;
+  std::chrono::milliseconds read_timeout{};
+};
+
+std::chrono::milliseconds duration_option(std::string_view name, const std::string& value) {
+  try {
+    return core::parse_duration(value);
+  } catch (const core::Error& error) {
+    throw core::usage_error(fmt::format("{}: {}", name, error.what()), error.hint());
+  }
+}
+
+mode_t parse_file_mode(const std::string& text) {
+  const bool octal =
+      !text.empty() && text.size() <= 4 && text.find_first_not_of("01234567") == std::string::npos;
+  if (!octal || std::stoul(text, nullptr, 8) > 0777) {
+    throw core::usage_error(fmt::format("--file-mode: invalid mode '{}'", text),
+                            "give octal permission bits such as 0644 or 640");
+  }
+  return static_cast<mode_t>(std::stoul(text, nullptr, 8));
+}
+
+ListenSettings check_options(const ListenOptions& options) {
+  ListenSettings settings;
+  if (options.path.empty() || options.path[0] != '/' ||
+      options.path.find_first_of("?# \t") != std::string::npos) {
+    throw core::usage_error(fmt::format("--path: '{}' is not an absolute path", options.path),
+                            "give a path such as /webhooks/optimizely");
+  }
+  settings.file_mode = parse_file_mode(options.file_mode);
+  for (const std::uint64_t id : options.project_ids) {
+    if (id == 0 || id > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      throw core::usage_error(
+          fmt::format("--project-id: '{}' is out of range 1..9223372036854775807", id));
+    }
+  }
+  for (const std::string& environment : options.environments) {
+    if (environment.empty()) {
+      throw core::usage_error("--environment: empty environment name");
+    }
+  }
+  settings.hook_timeout = duration_option("--hook-timeout", options.hook_timeout);
+  settings.poll_interval = duration_option("--poll-interval", options.poll_interval);
+  settings.stale_retry_for = duration_option("--stale-retry-for", options.stale_retry_for);
+  const std::chrono::milliseconds max_age = duration_option("--max-age", options.max_age);
+  if (max_age.count() > 0) {
+    settings.max_age = std::chrono::ceil<std::chrono::seconds>(max_age);
+  }
+  try {
+    settings.max_body = core::parse_size(options.max_body);
+  } catch (const core::Error& error) {
+    throw core::usage_error(fmt::format("--max-body: {}", error.what()), error.hint());
+  }
+  if (settings.max_body == 0) {
+    throw core::usage_error("--max-body: must be at least 1 byte");
+  }
+  settings.read_timeout = duration_option("--read-timeout", options.read_timeout);
+  if (settings.read_timeout.count() == 0) {
+    throw core::usage_error("--read-timeout: must be above 0");
+  }
+  return settings;
+}
+
+// Stands in for the update worker until listen's fetcher is wired in: it accepts what the
+// handler enqueues and says in the log that nothing is fetched. The real queue is
+// service::WorkerQueue over a service::UpdateWorker (see make_update_queue).
+class UnwiredUpdateQueue final : public service::UpdateQueue {
+public:
+  service::EnqueueResult enqueue(service::UpdateRequest request) override {
+    io::log(io::LogLevel::warning, "update not performed: no update worker in this build",
+            {{"datafile", request.name},
+             {"revision", request.revision ? std::to_string(*request.revision) : ""}});
+    return service::EnqueueResult::accepted;
+  }
+};
+
+std::unique_ptr<service::UpdateQueue> make_update_queue() {
+  return std::make_unique<UnwiredUpdateQueue>();
+}
+
+std::shared_ptr<const core::SecretSet> load_listen_secrets(const ListenOptions& options) {
+  auto secrets = std::make_shared<core::SecretSet>(load_secrets(options.secrets));
+  if (secrets->empty()) {
+    return nullptr;
+  }
+  return secrets;
+}
+
+core::ExitCode run_listen(const ListenOptions& options) {
+  const ListenSettings settings = check_options(options);
+  std::shared_ptr<const core::SecretSet> secrets = load_listen_secrets(options);
+  if (!secrets && !options.insecure_skip_signature) {
+    throw core::usage_error("no secret to check webhook signatures with",
+                            std::string(k_no_secret_hint) +
+                                " (or --insecure-skip-signature to accept unsigned webhooks)");
+  }
+  const net::ClientOptions client = client_options(options.network);
+  (void)client;
+
+  io::FileDatafileStore store(options.out_dir, io::FileStoreOptions{settings.file_mode, {}});
+  service::StoreRevisionLookup revisions(store);
+  service::Metrics metrics;
+  const std::unique_ptr<service::UpdateQueue> queue = make_update_queue();
+
+  service::WebhookOptions webhook;
+  webhook.path = options.path;
+  webhook.skip_signature = options.insecure_skip_signature;
+  webhook.project_ids = options.project_ids;
+  webhook.environments = options.environments;
+  webhook.max_age = settings.max_age;
+  webhook.allowed_hosts = options.network.allow_host;
+  webhook.allow_http = options.network.allow_http;
+  service::WebhookContext context{
+      revisions, *queue, metrics, nullptr, [&store] { return store.list(); }, {}};
+  service::WebhookHandler handler(webhook, context, secrets);
+  if (options.insecure_skip_signature) {
+    io::log(io::LogLevel::warning,
+            "webhook signatures are not checked (--insecure-skip-signature): anyone who can "
+            "reach this port can trigger downloads");
+  }
+
+  net::HttpServerConfig config;
+  config.host = options.host;
+  config.port = options.port;
+  config.inherited_sockets = net::systemd_listen_sockets();
+  config.max_body = settings.max_body;
+  config.max_connections = options.max_connections;
+  config.read_timeout = settings.read_timeout;
+  config.threads = options.threads;
+  config.on_reload = [&options, &handler] {
+    std::shared_ptr<const core::SecretSet> reloaded;
+    try {
+      reloaded = load_listen_secrets(options);
+    } catch (const core::Error& error) {
+      io::log(io::LogLevel::error, "secrets not reloaded; the previous ones stay",
+              {{"error", error.what()}});
+      return;
+    }
+    if (!reloaded && !options.insecure_skip_signature) {
+      io::log(io::LogLevel::error, "secrets not reloaded: no secret left; the previous ones stay");
+      return;
+    }
+    const std::size_t count = reloaded ? reloaded->size() : 0;
+    handler.replace_secrets(std::move(reloaded));
+    io::log(io::LogLevel::info, "secrets reloaded", {{"secrets", std::to_string(count)}});
+  };
+  net::HttpServer server(std::move(config), handler);
+  server.run();
+  return core::ExitCode::ok;
+}
+
+}  // namespace
+
+Runner setup_listen(CLI::App& sub, const GlobalOptions& /*global*/) {
+  auto options = std::make_shared<ListenOptions>();
+  sub.add_option("--host", options->host, "address to listen on (IPv4 or IPv6)")
+      ->type_name("ADDR")
+      ->capture_default_str();
+  sub.add_option("--port", options->port, "port to listen on (0: any free port)")
+      ->type_name("N")
+      ->capture_default_str();
+  sub.add_option("--path", options->path, "path the webhook is POSTed to")
+      ->type_name("PATH")
+      ->capture_default_str();
+  add_secret_options(sub, options->secrets);
+  sub.add_flag("--insecure-skip-signature", options->insecure_skip_signature,
+               "accept webhooks without checking their signature");
+  sub.add_option("--out-dir", options->out_dir, "directory of the datafiles")
+      ->type_name("DIR")
+      ->capture_default_str();
+  sub.add_option("--file-mode", options->file_mode, "permissions of the datafiles")
+      ->type_name("MODE")
+      ->capture_default_str();
+  sub.add_option("--project-id", options->project_ids,
+                 "only handle webhooks of this project (repeatable)")
+      ->type_name("ID")
+      ->allow_extra_args(false);
+  sub.add_option("--environment", options->environments,
+                 "only handle webhooks of this environment, any case (repeatable)")
+      ->type_name("NAME")
+      ->allow_extra_args(false);
+  sub.add_option("--on-update", options->on_update,
+                 "command run by /bin/sh -c after a datafile is updated")
+      ->type_name("CMD");
+  sub.add_option("--hook-timeout", options->hook_timeout, "time the hook may take")
+      ->type_name("DUR")
+      ->capture_default_str();
+  sub.add_option("--save-dir", options->save_dir, "save every signed delivery in DIR")
+      ->type_name("DIR");
+  sub.add_option("--save-max-files", options->save_max_files,
+                 "deliveries kept in --save-dir (oldest removed)")
+      ->type_name("N")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub.add_option("--poll-interval", options->poll_interval,
+                 "also poll every stored datafile this often (0: never)")
+      ->type_name("DUR")
+      ->capture_default_str();
+  sub.add_option("--stale-retry-for", options->stale_retry_for,
+                 "how long to retry a CDN that still serves an older revision")
+      ->type_name("DUR")
+      ->capture_default_str();
+  sub.add_option("--max-age", options->max_age,
+                 "ignore webhooks whose timestamp is older than this (0: off)")
+      ->type_name("DUR")
+      ->capture_default_str();
+  sub.add_option("--max-body", options->max_body, "largest request body accepted")
+      ->type_name("SIZE")
+      ->capture_default_str();
+  sub.add_option("--max-connections", options->max_connections,
+                 "connections served at once (more get a 503)")
+      ->type_name("N")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub.add_option("--read-timeout", options->read_timeout, "time a client has to send its request")
+      ->type_name("DUR")
+      ->capture_default_str();
+  sub.add_option("--threads", options->threads, "threads serving HTTP")
+      ->type_name("N")
+      ->check(CLI::Range(1U, 64U))
+      ->capture_default_str();
+  add_network_options(sub, options->network, NetworkUse::downloads);
+  sub.footer(
+      "Receives Optimizely's signed project.datafile_updated webhooks, downloads the new "
+      "datafile into --out-dir and runs --on-update. Also serves GET /healthz and GET /metrics. "
+      "SIGHUP re-reads the secret files; SIGTERM stops after the requests in progress.");
+  return [options] { return run_listen(*options); };
+}
+
+}  // namespace dfhook::app
