@@ -71,7 +71,7 @@ TEST_CASE("decodes escapes and keeps strings without escapes as they are") {
 TEST_CASE("reads 64-bit integers at both ends of their range") {
   JsonDocument document;
   REQUIRE_FALSE(document.parse(
-    R"([18446744073709551615, 9223372036854775807, -9223372036854775808, 10847551550, -0])"));
+      R"([18446744073709551615, 9223372036854775807, -9223372036854775808, 10847551550, -0])"));
   std::vector<JsonValue> items;
   for (const JsonValue item : document.root().children()) {
     items.push_back(item);

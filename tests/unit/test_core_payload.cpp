@@ -6,8 +6,8 @@
 #include <sstream>
 #include <string>
 
-using dfhook::core::Parsed;
 using dfhook::core::parse_payload;
+using dfhook::core::Parsed;
 using dfhook::core::Payload;
 using dfhook::core::Problem;
 
@@ -30,7 +30,7 @@ std::string update(std::string_view data_members,
 }
 
 constexpr std::string_view k_urls =
-  R"("cdn_url":"https://cdn.optimizely.com/json/1234.json","origin_url":"https://optimizely.s3.amazonaws.com/json/1234.json")";
+    R"("cdn_url":"https://cdn.optimizely.com/json/1234.json","origin_url":"https://optimizely.s3.amazonaws.com/json/1234.json")";
 
 Problem problem_of(std::string_view text) {
   const Parsed<Payload> parsed = parse_payload(text);
@@ -66,8 +66,8 @@ TEST_CASE("reads a newer payload with a 64-bit project id and an environment") {
 
 TEST_CASE("ignores unknown members") {
   const Parsed<Payload> parsed =
-    parse_payload(update(std::string(k_urls) + R"(,"revision":2,"extra":[1,{"x":null}])",
-                         R"("new":true,"project_id":1234,"timestamp":0)"));
+      parse_payload(update(std::string(k_urls) + R"(,"revision":2,"extra":[1,{"x":null}])",
+                           R"("new":true,"project_id":1234,"timestamp":0)"));
   REQUIRE(parsed.ok());
   CHECK(parsed->revision == 2);
   CHECK(parsed->timestamp == 0);
@@ -75,14 +75,14 @@ TEST_CASE("ignores unknown members") {
 
 TEST_CASE("another event needs only a string event, and its data may be an array") {
   const Parsed<Payload> parsed =
-    parse_payload(R"({"event":"project.flag_updated","project_id":42,"data":[{"key":"f"}]})");
+      parse_payload(R"({"event":"project.flag_updated","project_id":42,"data":[{"key":"f"}]})");
   REQUIRE(parsed.ok());
   CHECK_FALSE(parsed->is_datafile_update);
   CHECK(parsed->event == "project.flag_updated");
   CHECK(parsed->project_id == 42);
   // Members that would be wrong in a datafile update do not make it invalid.
   const Parsed<Payload> odd =
-    parse_payload(R"({"event":"project.snippet_updated","project_id":"x","timestamp":-1})");
+      parse_payload(R"({"event":"project.snippet_updated","project_id":"x","timestamp":-1})");
   REQUIRE(odd.ok());
   CHECK(odd->project_id == 0);
   CHECK(odd->timestamp == 0);
@@ -107,47 +107,47 @@ TEST_CASE("rejects a missing, mistyped or empty event") {
 }
 
 TEST_CASE("rejects a bad project id with its pointer") {
-  Problem problem = problem_of(update(std::string(k_urls) + R"(,"revision":1)",
-                                      R"("timestamp":1)"));
+  Problem problem =
+      problem_of(update(std::string(k_urls) + R"(,"revision":1)", R"("timestamp":1)"));
   CHECK(problem.pointer == "/project_id");
   CHECK(problem.reason == "missing required field");
-  problem = problem_of(update(std::string(k_urls) + R"(,"revision":1)",
-                              R"("project_id":"1234","timestamp":1)"));
+  problem = problem_of(
+      update(std::string(k_urls) + R"(,"revision":1)", R"("project_id":"1234","timestamp":1)"));
   CHECK(problem.pointer == "/project_id");
   CHECK(problem.offset == 14);
   CHECK(problem.reason == "expected an integer, found a string");
-  problem = problem_of(update(std::string(k_urls) + R"(,"revision":1)",
-                              R"("project_id":0,"timestamp":1)"));
+  problem = problem_of(
+      update(std::string(k_urls) + R"(,"revision":1)", R"("project_id":0,"timestamp":1)"));
   CHECK(problem.reason == "must be between 1 and 9223372036854775807, found 0");
   problem = problem_of(update(std::string(k_urls) + R"(,"revision":1)",
                               R"("project_id":9223372036854775808,"timestamp":1)"));
-  CHECK(problem.reason ==
-        "must be between 1 and 9223372036854775807, found 9223372036854775808");
-  CHECK(problem_of(update(std::string(k_urls) + R"(,"revision":1)",
-                          R"("project_id":12.0,"timestamp":1)"))
-          .reason == "expected an integer, found a number");
+  CHECK(problem.reason == "must be between 1 and 9223372036854775807, found 9223372036854775808");
+  CHECK(problem_of(
+            update(std::string(k_urls) + R"(,"revision":1)", R"("project_id":12.0,"timestamp":1)"))
+            .reason == "expected an integer, found a number");
 }
 
 TEST_CASE("rejects a bad timestamp with its pointer") {
-  Problem problem = problem_of(update(std::string(k_urls) + R"(,"revision":1)",
-                                      R"("project_id":1)"));
+  Problem problem =
+      problem_of(update(std::string(k_urls) + R"(,"revision":1)", R"("project_id":1)"));
   CHECK(problem.pointer == "/timestamp");
   CHECK(problem.reason == "missing required field");
-  problem = problem_of(update(std::string(k_urls) + R"(,"revision":1)",
-                              R"("project_id":1,"timestamp":-1)"));
+  problem = problem_of(
+      update(std::string(k_urls) + R"(,"revision":1)", R"("project_id":1,"timestamp":-1)"));
   CHECK(problem.pointer == "/timestamp");
   CHECK(problem.reason == "must be between 0 and 9223372036854775807, found -1");
-  CHECK(problem_of(update(std::string(k_urls) + R"(,"revision":1)",
-                          R"("project_id":1,"timestamp":null)"))
-          .reason == "expected an integer, found null");
+  CHECK(problem_of(
+            update(std::string(k_urls) + R"(,"revision":1)", R"("project_id":1,"timestamp":null)"))
+            .reason == "expected an integer, found null");
 }
 
 TEST_CASE("rejects missing or mistyped data") {
-  Problem problem = problem_of(R"({"project_id":1,"timestamp":1,"event":"project.datafile_updated"})");
+  Problem problem =
+      problem_of(R"({"project_id":1,"timestamp":1,"event":"project.datafile_updated"})");
   CHECK(problem.pointer == "/data");
   CHECK(problem.reason == "missing required field");
-  problem = problem_of(
-    R"({"project_id":1,"timestamp":1,"event":"project.datafile_updated","data":[]})");
+  problem =
+      problem_of(R"({"project_id":1,"timestamp":1,"event":"project.datafile_updated","data":[]})");
   CHECK(problem.pointer == "/data");
   CHECK(problem.reason == "expected an object, found an array");
 }
@@ -168,26 +168,28 @@ TEST_CASE("rejects a bad revision with its pointer") {
   CHECK(problem.reason == "integer '18446744073709551617' does not fit in 64 bits");
   // The largest revision is fine.
   const Parsed<Payload> max =
-    parse_payload(update(std::string(k_urls) + R"(,"revision":18446744073709551615)"));
+      parse_payload(update(std::string(k_urls) + R"(,"revision":18446744073709551615)"));
   REQUIRE(max.ok());
   CHECK(max->revision == 18446744073709551615ULL);
 }
 
 TEST_CASE("rejects URLs that are missing, mistyped or not absolute") {
   Problem problem = problem_of(
-    update(R"("revision":1,"origin_url":"https://optimizely.s3.amazonaws.com/json/1.json")"));
+      update(R"("revision":1,"origin_url":"https://optimizely.s3.amazonaws.com/json/1.json")"));
   CHECK(problem.pointer == "/data/cdn_url");
   CHECK(problem.reason == "missing required field");
-  problem = problem_of(update(R"("revision":1,"cdn_url":"https://cdn.optimizely.com/json/1.json")"));
+  problem =
+      problem_of(update(R"("revision":1,"cdn_url":"https://cdn.optimizely.com/json/1.json")"));
   CHECK(problem.pointer == "/data/origin_url");
   CHECK(problem.reason == "missing required field");
   problem = problem_of(update(R"("revision":1,"cdn_url":["x"],"origin_url":"https://a/b")"));
   CHECK(problem.pointer == "/data/cdn_url");
   CHECK(problem.reason == "expected an absolute URL string, found an array");
-  problem = problem_of(update(R"("revision":1,"cdn_url":"/json/1.json","origin_url":"https://a/b")"));
+  problem =
+      problem_of(update(R"("revision":1,"cdn_url":"/json/1.json","origin_url":"https://a/b")"));
   CHECK(problem.reason == "expected an absolute URL, found '/json/1.json'");
-  problem = problem_of(
-    update(R"("revision":1,"cdn_url":"https://cdn.optimizely.com/json/1.json","origin_url":"https://a b/c")"));
+  problem = problem_of(update(
+      R"("revision":1,"cdn_url":"https://cdn.optimizely.com/json/1.json","origin_url":"https://a b/c")"));
   CHECK(problem.pointer == "/data/origin_url");
   CHECK(problem.reason == "expected an absolute URL, found 'https://a b/c'");
 }
@@ -205,7 +207,7 @@ TEST_CASE("rejects a cdn_url whose last segment is not a plain file name") {
 
 TEST_CASE("rejects a mistyped environment") {
   const Problem problem =
-    problem_of(update(std::string(k_urls) + R"(,"revision":1,"environment":null)"));
+      problem_of(update(std::string(k_urls) + R"(,"revision":1,"environment":null)"));
   CHECK(problem.pointer == "/data/environment");
   CHECK(problem.reason == "expected a string, found null");
 }
@@ -215,8 +217,7 @@ TEST_CASE("applies the strict JSON rules to payloads") {
         "duplicate member name 'revision'");
   CHECK(problem_of(update(std::string(k_urls) + R"(,"revision":1)") + "x").reason ==
         "unexpected data after the document");
-  CHECK(problem_of(update(std::string(k_urls) + R"(,"revision":NaN)")).pointer ==
-        "/data/revision");
+  CHECK(problem_of(update(std::string(k_urls) + R"(,"revision":NaN)")).pointer == "/data/revision");
 }
 
 TEST_CASE("checks URL syntax") {

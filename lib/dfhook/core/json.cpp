@@ -3,11 +3,13 @@
 #include <rapidjson/encodings.h>
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
+#include <rapidjson/stream.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <set>
 
 namespace dfhook::core {
@@ -17,17 +19,105 @@ namespace {
 using detail::JsonNode;
 
 // Whitespace is all RFC 8259 allows between tokens, besides ':' and ','.
-bool is_json_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+bool is_json_space(char c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
 
-bool is_separator(char c) { return is_json_space(c) || c == ':' || c == ','; }
+bool is_separator(char c) {
+  return is_json_space(c) || c == ':' || c == ',';
+}
 
 // Up to this many members an object's names are checked for duplicates by comparing with each
 // earlier name; beyond it a sorted set keeps a hostile object with 100k names O(n log n).
 constexpr std::size_t k_linear_name_check = 32;
 
-constexpr unsigned k_parse_flags = rapidjson::kParseValidateEncodingFlag |
-                                   rapidjson::kParseNumbersAsStringsFlag |
-                                   rapidjson::kParseStopWhenDoneFlag;
+// The checked path: RapidJSON validates the encoding inside strings, byte by byte, and reports
+// each problem at its place.
+constexpr unsigned k_checked_flags = rapidjson::kParseValidateEncodingFlag |
+                                     rapidjson::kParseNumbersAsStringsFlag |
+                                     rapidjson::kParseStopWhenDoneFlag;
+
+// The fast paths: no encoding check during the parse, so that RapidJSON scans strings 16 bytes
+// at a time (SSE2, for its StringStream and InsituStringStream); the document's bytes are
+// validated afterwards. In situ, strings are decoded where they are, with no copy at all.
+constexpr unsigned k_fast_flags =
+    rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseStopWhenDoneFlag;
+constexpr unsigned k_insitu_flags = k_fast_flags | rapidjson::kParseInsituFlag;
+
+// The in-situ attempt works on a copy of the text up to its first line end, at most this long:
+// a document per line is the common case, and a longer or multi-line document is read by the
+// other paths.
+constexpr std::size_t k_insitu_limit = std::size_t{16} << 10U;
+
+// How the Handler is being fed.
+enum class Mode {
+  checked,  // MemoryStream with encoding checks: positions are just past each token
+  fast,     // StringStream: strings and numbers are reported at their first byte
+  insitu,   // InsituStringStream: as fast, and strings are decoded in the text itself
+};
+
+// True when `text` holds the UTF-8 form of a UTF-16 surrogate (ED A0..BF), which valid input
+// cannot, so that only a \u escape of a lone surrogate can have produced it.
+bool holds_surrogate(std::string_view text) {
+  for (std::size_t at = text.find('\xED'); at != std::string_view::npos;
+       at = text.find('\xED', at + 1)) {
+    if (at + 1 < text.size() && static_cast<unsigned char>(text[at + 1]) >= 0xA0U) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Decoded strings, in blocks that never move, so views stay valid for the whole parse without
+// reserving for the largest possible text.
+class StringArena {
+public:
+  void clear() {
+    m_block = 0;
+    m_used = 0;
+  }
+
+  // True when a kept string holds the UTF-8 form of a UTF-16 surrogate (ED A0..BF), which only
+  // a \u escape of a lone surrogate can produce.
+  [[nodiscard]] bool holds_surrogate() const {
+    for (std::size_t i = 0; i <= m_block && i < m_blocks.size(); ++i) {
+      if (core::holds_surrogate({m_blocks[i].get(), i == m_block ? m_used : m_filled[i]})) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  std::string_view keep(const char* text, std::size_t length) {
+    if (length == 0) {
+      return {};
+    }
+    while (m_block < m_blocks.size() && m_used + length > m_sizes[m_block]) {
+      m_filled[m_block] = m_used;
+      ++m_block;
+      m_used = 0;
+    }
+    if (m_block == m_blocks.size()) {
+      const std::size_t size =
+          std::max({k_min_block, length, m_sizes.empty() ? 0 : 2 * m_sizes.back()});
+      m_blocks.push_back(std::make_unique<char[]>(size));
+      m_sizes.push_back(size);
+      m_filled.push_back(0);
+    }
+    char* at = m_blocks[m_block].get() + m_used;
+    std::memcpy(at, text, length);
+    m_used += length;
+    return {at, length};
+  }
+
+private:
+  static constexpr std::size_t k_min_block = 4096;
+  std::vector<std::unique_ptr<char[]>> m_blocks;
+  std::vector<std::size_t> m_sizes;
+  std::vector<std::size_t> m_filled;  // bytes used in each block before m_block
+  std::size_t m_block = 0;
+  std::size_t m_used = 0;
+};
 
 // An object or array being read.
 struct Frame {
@@ -43,28 +133,46 @@ struct Frame {
 // Builds the node vector from RapidJSON's events and applies the rules RapidJSON does not:
 // duplicate names, integer range, depth, lone surrogates. After the first problem it only
 // follows the nesting, so that the document's end is still found.
+//
+// Positions come from the stream's read pointer. In the checked path (MemoryStream) it is just
+// past the token reported; a value starts after the whitespace, ':' and ',' that follow the
+// previous token. In the fast path (StringStream) RapidJSON reads strings and numbers through a
+// local copy of the stream, so during those events the pointer is still at the token's first
+// byte, which gives the start directly; the end of a string is not known then, so a string is
+// viewed in place only when its source plainly has no escape.
 class Handler {
 public:
-  Handler(std::vector<JsonNode>& nodes, std::string& strings) : m_nodes(nodes), m_strings(strings) {}
+  explicit Handler(std::vector<JsonNode>& nodes) : m_nodes(nodes) {}
 
-  void reset(std::string_view text, const rapidjson::MemoryStream* stream) {
+  // `cursor` is the stream's read pointer (src_ of RapidJSON's MemoryStream or StringStream),
+  // which starts at text.data().
+  void reset(std::string_view text, const char* const* cursor, Mode mode) {
     m_text = text;
-    m_stream = stream;
+    m_cursor = cursor;
+    m_mode = mode;
+    m_fast = mode != Mode::checked;
     m_last_end = 0;
     m_depth = 0;
     m_nodes.clear();
     m_strings.clear();
-    // Decoded strings are never longer than their source: one reservation keeps every view
-    // into m_strings valid for the whole parse.
-    m_strings.reserve(text.size());
     m_frames.clear();
     m_names.clear();
+    // A parse that stopped early leaves the sets of the objects it was in.
+    for (std::set<std::string_view>& set : m_name_sets) {
+      set.clear();
+    }
     m_problem.reset();
     m_too_deep = false;
+    m_lost = false;
   }
 
   [[nodiscard]] std::optional<Problem>& problem() { return m_problem; }
   [[nodiscard]] bool too_deep() const { return m_too_deep; }
+  // The strings decoded on the fast path hold an escaped lone surrogate.
+  [[nodiscard]] bool decoded_surrogate() const { return m_strings.holds_surrogate(); }
+  // The fast path found the stream somewhere it did not expect (a RapidJSON that reads
+  // differently): the checked path must read the document instead.
+  [[nodiscard]] bool lost() const { return m_lost; }
 
   // The JSON pointer of the value being read.
   [[nodiscard]] std::string pointer() const {
@@ -81,8 +189,8 @@ public:
     return out;
   }
 
-  bool Null() { return scalar(JsonType::null, {}, false); }
-  bool Bool(bool value) { return scalar(JsonType::boolean, {}, value); }
+  bool Null() { return literal(JsonType::null, false, 4); }
+  bool Bool(bool value) { return literal(JsonType::boolean, value, value ? 4 : 5); }
   // kParseNumbersAsStringsFlag routes every number through RawNumber.
   bool Int(int /*value*/) { return false; }
   bool Uint(unsigned /*value*/) { return false; }
@@ -90,14 +198,20 @@ public:
   bool Uint64(std::uint64_t /*value*/) { return false; }
   bool Double(double /*value*/) { return false; }
 
-  bool RawNumber(const char* /*str*/, rapidjson::SizeType /*length*/, bool /*copy*/) {
+  bool RawNumber(const char* /*str*/, rapidjson::SizeType length, bool /*copy*/) {
     if (m_problem) {
       return true;
     }
-    const std::size_t start = value_start();
+    const std::size_t start = m_fast ? tell() : value_start();
+    if (m_fast && !(m_text[start] == '-' || (m_text[start] >= '0' && m_text[start] <= '9'))) {
+      return lose();
+    }
     // A number has no escapes: its source text is what RapidJSON copied; view it in place.
-    const std::string_view text = m_text.substr(start, m_stream->Tell() - start);
-    if (text.find_first_of(".eE") != std::string_view::npos) {
+    const std::string_view text = m_text.substr(start, length);
+    // std::string_view::find_first_of calls memchr once per byte; a number is short.
+    const bool integer = std::none_of(text.begin(), text.end(),
+                                      [](char c) { return c == '.' || c == 'e' || c == 'E'; });
+    if (!integer) {
       return add_scalar(JsonType::number, start, text, 0, false);
     }
     const bool negative = text.front() == '-';
@@ -122,9 +236,12 @@ public:
     if (m_problem) {
       return true;
     }
-    const std::size_t start = value_start();
-    const std::string_view text = keep_string(str, length, start);
-    if (has_lone_surrogate(text)) {
+    std::size_t start = 0;
+    std::string_view text;
+    if (!read_string(str, length, start, text)) {
+      return lose();
+    }
+    if (!m_fast && text.data() != m_text.data() + start + 1 && has_lone_surrogate(text)) {
       fail(start, "string holds a \\u escape of a lone UTF-16 surrogate");
       return true;
     }
@@ -135,13 +252,16 @@ public:
     if (m_problem) {
       return true;
     }
-    const std::size_t start = value_start();
-    const std::string_view name = keep_string(str, length, start);
-    m_last_end = m_stream->Tell();
+    std::size_t start = 0;
+    std::string_view name;
+    if (!read_string(str, length, start, name)) {
+      return lose();
+    }
+    m_last_end = tell();
     Frame& frame = m_frames.back();
     frame.name = name;
     frame.has_name = true;
-    if (has_lone_surrogate(name)) {
+    if (!m_fast && name.data() != m_text.data() + start + 1 && has_lone_surrogate(name)) {
       fail(start, "member name holds a \\u escape of a lone UTF-16 surrogate");
       return true;
     }
@@ -157,6 +277,10 @@ public:
   bool EndArray(rapidjson::SizeType /*count*/) { return close(); }
 
 private:
+  [[nodiscard]] std::size_t tell() const {
+    return static_cast<std::size_t>(*m_cursor - m_text.data());
+  }
+
   std::size_t value_start() const {
     std::size_t position = m_last_end;
     while (position < m_text.size() && is_separator(m_text[position])) {
@@ -165,20 +289,48 @@ private:
     return position;
   }
 
-  // A string RapidJSON decoded into its own stack: when it is as long as its source between
-  // the quotes it had no escapes and the source is viewed; otherwise it is kept in m_strings.
-  std::string_view keep_string(const char* str, std::size_t length, std::size_t start) {
-    const std::size_t source_length = m_stream->Tell() - start - 2;
-    if (length == source_length) {
-      return m_text.substr(start + 1, length);
+  bool lose() {
+    m_lost = true;
+    return false;
+  }
+
+  // Finds where a string RapidJSON decoded into its own stack started and keeps its text.
+  // Checked path: a string as long as its source between the quotes had no escapes and its
+  // source is viewed; any other is kept in the arena. Fast path: always the arena.
+  bool read_string(const char* str, std::size_t length, std::size_t& start,
+                   std::string_view& text) {
+    if (m_fast) {
+      start = tell();
+      if (start >= m_text.size() || m_text[start] != '"') {
+        return false;
+      }
+      if (m_mode == Mode::insitu) {
+        text = std::string_view(str, length);
+        return true;
+      }
+      // Without a backslash before it, the first '"' after the opening one closes the string:
+      // when it sits right after `length` bytes, the source is the decoded text.
+      const std::size_t close = start + 1 + length;
+      if (close < m_text.size() && m_text[close] == '"' &&
+          std::memchr(m_text.data() + start + 1, '\\', length) == nullptr) {
+        text = m_text.substr(start + 1, length);
+      } else {
+        text = m_strings.keep(str, length);
+      }
+      return true;
     }
-    const std::size_t at = m_strings.size();
-    m_strings.append(str, length);
-    return std::string_view(m_strings).substr(at, length);
+    start = value_start();
+    if (length == tell() - start - 2) {
+      text = m_text.substr(start + 1, length);
+    } else {
+      text = m_strings.keep(str, length);
+    }
+    return true;
   }
 
   // The encoding check covers raw bytes only; "\uDC00" decodes to ED B0 80, which UTF-8
-  // forbids. Raw input cannot hold ED A0..ED BF, so any such pair came from an escape.
+  // forbids. Valid input cannot hold ED A0..ED BF, so only strings with escapes are checked
+  // (the fast path checks all its strings at once, afterwards).
   static bool has_lone_surrogate(std::string_view text) {
     std::size_t at = text.find('\xED');
     while (at != std::string_view::npos) {
@@ -220,15 +372,16 @@ private:
     m_problem = Problem{pointer(), offset, std::move(reason)};
   }
 
-  bool scalar(JsonType type, std::string_view text, bool flag) {
+  bool literal(JsonType type, bool value, std::size_t length) {
     if (m_problem) {
       return true;
     }
-    return add_scalar(type, value_start(), text, 0, flag);
+    // RapidJSON reads literals from the stream itself: the pointer is past them.
+    return add_scalar(type, m_fast ? tell() - length : value_start(), {}, 0, value);
   }
 
-  bool add_scalar(JsonType type, std::size_t start, std::string_view text,
-                  std::uint64_t magnitude, bool flag) {
+  bool add_scalar(JsonType type, std::size_t start, std::string_view text, std::uint64_t magnitude,
+                  bool flag) {
     const auto index = static_cast<std::uint32_t>(m_nodes.size());
     JsonNode& node = m_nodes.emplace_back();
     node.type = type;
@@ -245,7 +398,7 @@ private:
   }
 
   void finish_value() {
-    m_last_end = m_stream->Tell();
+    m_last_end = tell();
     if (!m_frames.empty()) {
       Frame& frame = m_frames.back();
       ++frame.count;
@@ -256,8 +409,7 @@ private:
   bool open(JsonType type) {
     if (m_depth == k_json_max_depth) {
       if (!m_problem) {
-        fail(m_stream->Tell() - 1,
-             "nesting deeper than " + std::to_string(k_json_max_depth) + " levels");
+        fail(tell() - 1, "nesting deeper than " + std::to_string(k_json_max_depth) + " levels");
       }
       m_too_deep = true;
       return false;
@@ -269,7 +421,7 @@ private:
     const auto index = static_cast<std::uint32_t>(m_nodes.size());
     JsonNode& node = m_nodes.emplace_back();
     node.type = type;
-    node.offset = m_stream->Tell() - 1;
+    node.offset = tell() - 1;
     if (!m_frames.empty() && m_frames.back().is_object) {
       node.key = m_frames.back().name;
     }
@@ -277,7 +429,7 @@ private:
     frame.node = index;
     frame.names_begin = static_cast<std::uint32_t>(m_names.size());
     frame.is_object = type == JsonType::object;
-    m_last_end = m_stream->Tell();
+    m_last_end = tell();
     return true;
   }
 
@@ -300,16 +452,19 @@ private:
   }
 
   std::vector<JsonNode>& m_nodes;
-  std::string& m_strings;
+  StringArena m_strings;
   std::string_view m_text;
-  const rapidjson::MemoryStream* m_stream = nullptr;
-  std::size_t m_last_end = 0;  // offset just past the last token reported
+  const char* const* m_cursor = nullptr;
+  Mode m_mode = Mode::checked;
+  bool m_fast = false;         // not checked
+  std::size_t m_last_end = 0;  // checked path: offset just past the last token reported
   std::size_t m_depth = 0;
   std::vector<Frame> m_frames;
-  std::vector<std::string_view> m_names;  // names of the open objects, while few
+  std::vector<std::string_view> m_names;                // names of the open objects, while few
   std::vector<std::set<std::string_view>> m_name_sets;  // per depth, for objects with many
   std::optional<Problem> m_problem;
   bool m_too_deep = false;
+  bool m_lost = false;
 };
 
 bool starts_with_non_finite(std::string_view text) {
@@ -391,7 +546,17 @@ std::string_view json_type_name(JsonType type) {
 bool is_valid_utf8(std::string_view text) {
   rapidjson::MemoryStream stream(text.data(), text.size());
   NullOutput output;
-  while (stream.Tell() < text.size()) {
+  const char* const end = text.data() + text.size();
+  while (stream.src_ != end) {
+    // ASCII, the common case, 8 bytes at a time; RapidJSON checks each other sequence.
+    std::uint64_t word = 0;
+    if (end - stream.src_ >= 8) {
+      std::memcpy(&word, stream.src_, sizeof(word));
+      if ((word & 0x8080808080808080ULL) == 0) {
+        stream.src_ += 8;
+        continue;
+      }
+    }
     if (!rapidjson::UTF8<>::Validate(stream, output)) {
       return false;
     }
@@ -401,9 +566,32 @@ bool is_valid_utf8(std::string_view text) {
   return true;
 }
 
+std::string to_valid_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 8);
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t good = 1;
+    const auto lead = static_cast<unsigned char>(text[at]);
+    if (lead >= 0x80U) {
+      // The longest valid sequence is 4 bytes; try the lengths a lead byte allows.
+      const std::size_t length = lead >= 0xF0U ? 4 : lead >= 0xE0U ? 3 : 2;
+      good = at + length <= text.size() && is_valid_utf8(text.substr(at, length)) ? length : 0;
+    }
+    if (good == 0) {
+      out += "\xEF\xBF\xBD";
+      ++at;
+    } else {
+      out.append(text, at, good);
+      at += good;
+    }
+  }
+  return out;
+}
+
 std::string_view JsonValue::number_text() const {
   return type() == JsonType::integer || type() == JsonType::number ? node().text
-                                                                    : std::string_view{};
+                                                                   : std::string_view{};
 }
 
 std::optional<std::uint64_t> JsonValue::uint64() const {
@@ -453,12 +641,73 @@ JsonChildren::JsonChildren(const JsonValue& parent)
 
 class JsonDocument::Parser {
 public:
-  Parser(std::vector<JsonNode>& nodes, std::string& strings) : m_handler(nodes, strings) {}
+  explicit Parser(std::vector<JsonNode>& nodes) : m_handler(nodes) {}
 
-  JsonPrefix parse(std::string_view text) {
+  // Precondition: data[size .. size + k_json_padding) belongs to the caller.
+  JsonPrefix parse_in_place(char* data, std::size_t size) {
+    if (std::optional<JsonPrefix> prefix = parse_first_line_in_situ(data, size)) {
+      return std::move(*prefix);
+    }
+    const std::string_view text(data, size);
+    // RapidJSON's StringStream reads up to a NUL, and its SSE2 loops read aligned 16-byte
+    // blocks, which stay within the padding.
+    const char saved = data[size];
+    data[size] = '\0';
+    rapidjson::StringStream stream(data);
+    m_handler.reset(text, &stream.src_, Mode::fast);
+    const rapidjson::ParseResult result = m_reader.Parse<k_fast_flags>(stream, m_handler);
+    data[size] = saved;
+    if (!result.IsError() && !m_handler.problem() && !m_handler.lost()) {
+      const std::string_view document = text.substr(0, stream.Tell());
+      // The fast path checks neither the encoding nor what \u escapes decode to.
+      if (is_valid_utf8(document) && !m_handler.decoded_surrogate()) {
+        JsonPrefix prefix;
+        prefix.framed = true;
+        prefix.end = document.size();
+        return prefix;
+      }
+    }
+    // Problems are rare: find them again on the checked path, which reports the first problem
+    // in document order with its place.
+    return parse_checked(text);
+  }
+
+private:
+  // The document parsed in situ in a copy of the text's first line; nullopt when that is not
+  // enough (no document ends within it, or anything else the other paths must look at).
+  std::optional<JsonPrefix> parse_first_line_in_situ(const char* data, std::size_t size) {
+    const std::size_t limit = std::min(size, k_insitu_limit);
+    const void* newline = std::memchr(data, '\n', limit);
+    const std::size_t length =
+        newline == nullptr ? limit
+                           : static_cast<std::size_t>(static_cast<const char*>(newline) - data) + 1;
+    m_line.resize(length + k_json_padding);
+    std::memcpy(m_line.data(), data, length);
+    m_line[length] = '\0';
+    rapidjson::InsituStringStream stream(m_line.data());
+    m_handler.reset({m_line.data(), length}, &stream.src_, Mode::insitu);
+    const rapidjson::ParseResult result = m_reader.Parse<k_insitu_flags>(stream, m_handler);
+    if (result.IsError() || m_handler.problem() || m_handler.lost()) {
+      return std::nullopt;
+    }
+    const std::size_t end = stream.Tell();
+    // A document that reaches the end of a part of the text may go on after it.
+    if (end == length && length < size) {
+      return std::nullopt;
+    }
+    if (!is_valid_utf8({data, end}) || holds_surrogate({m_line.data(), end})) {
+      return std::nullopt;
+    }
+    JsonPrefix prefix;
+    prefix.framed = true;
+    prefix.end = end;
+    return prefix;
+  }
+
+  JsonPrefix parse_checked(std::string_view text) {
     rapidjson::MemoryStream stream(text.data(), text.size());
-    m_handler.reset(text, &stream);
-    const rapidjson::ParseResult result = m_reader.Parse<k_parse_flags>(stream, m_handler);
+    m_handler.reset(text, &stream.src_, Mode::checked);
+    const rapidjson::ParseResult result = m_reader.Parse<k_checked_flags>(stream, m_handler);
     JsonPrefix prefix;
     if (!result.IsError()) {
       prefix.framed = !m_handler.too_deep();
@@ -483,23 +732,31 @@ public:
       --offset;
     }
     prefix.problem =
-      Problem{m_handler.pointer(), offset, syntax_reason(result.Code(), text, offset)};
+        Problem{m_handler.pointer(), offset, syntax_reason(result.Code(), text, offset)};
     return prefix;
   }
 
-private:
   rapidjson::Reader m_reader;
   Handler m_handler;
+  std::string m_line;  // the in-situ copy, then k_json_padding bytes
 };
 
-JsonDocument::JsonDocument() : m_parser(std::make_unique<Parser>(m_nodes, m_strings)) {}
+JsonDocument::JsonDocument() : m_parser(std::make_unique<Parser>(m_nodes)) {}
 
 JsonDocument::~JsonDocument() = default;
 
-JsonPrefix JsonDocument::parse_prefix(std::string_view text) { return m_parser->parse(text); }
+JsonPrefix JsonDocument::parse_prefix(std::string_view text) {
+  m_input.assign(text);
+  m_input.resize(text.size() + k_json_padding);
+  return m_parser->parse_in_place(m_input.data(), text.size());
+}
+
+JsonPrefix JsonDocument::parse_prefix_in_place(char* text, std::size_t size) {
+  return m_parser->parse_in_place(text, size);
+}
 
 std::optional<Problem> JsonDocument::parse(std::string_view text) {
-  JsonPrefix prefix = m_parser->parse(text);
+  JsonPrefix prefix = parse_prefix(text);
   if (prefix.problem) {
     return std::move(prefix.problem);
   }

@@ -24,6 +24,9 @@ namespace dfhook::core {
 
 inline constexpr std::size_t k_json_max_depth = 64;
 
+// The bytes parse_prefix_in_place needs after the text.
+inline constexpr std::size_t k_json_padding = 16;
+
 enum class JsonType : std::uint8_t { null, boolean, integer, number, string, array, object };
 
 // "an object", "a string", "null" …, for messages such as "expected an integer, found a string".
@@ -32,12 +35,15 @@ enum class JsonType : std::uint8_t { null, boolean, integer, number, string, arr
 // True when `text` is valid UTF-8 (the same rules the JSON reader applies inside strings).
 [[nodiscard]] bool is_valid_utf8(std::string_view text);
 
+// `text` with each byte that does not start a valid UTF-8 sequence replaced by U+FFFD.
+[[nodiscard]] std::string to_valid_utf8(std::string_view text);
+
 namespace detail {
 // One value of a parsed document; the values are stored in document order (pre-order), so the
 // descendants of node i are the nodes i+1 .. end-1.
 struct JsonNode {
-  std::string_view key;   // the member name when the value is an object member
-  std::string_view text;  // string: decoded text; integer or number: the source text
+  std::string_view key;         // the member name when the value is an object member
+  std::string_view text;        // string: decoded text; integer or number: the source text
   std::uint64_t magnitude = 0;  // integer: absolute value
   std::size_t offset = 0;       // byte offset of the value's first byte in the document
   std::uint32_t end = 0;        // index one past the last descendant
@@ -124,7 +130,9 @@ private:
   std::uint32_t m_end;
 };
 
-inline JsonChildren JsonValue::children() const { return JsonChildren(*this); }
+inline JsonChildren JsonValue::children() const {
+  return JsonChildren(*this);
+}
 
 // What JsonDocument::parse_prefix found at the start of a text.
 struct JsonPrefix {
@@ -139,10 +147,10 @@ struct JsonPrefix {
   std::size_t end = 0;
 };
 
-// A parsed JSON document: a flat vector of values with views into the source text (strings
-// without escapes, numbers) and into the document's own buffer (strings with escapes).
-// Reusing one JsonDocument for many documents reuses its buffers: parsing then allocates
-// nothing once the buffers have grown to the largest document.
+// A parsed JSON document: a flat vector of values with views into a copy of the source text
+// (strings without escapes, numbers) and into a buffer of decoded strings (strings with
+// escapes). Reusing one JsonDocument for many documents reuses its buffers: parsing then
+// allocates nothing once the buffers have grown to the largest document.
 class JsonDocument {
 public:
   JsonDocument();
@@ -151,13 +159,20 @@ public:
   JsonDocument& operator=(const JsonDocument&) = delete;
 
   // Parses `text`, which must hold exactly one JSON value (surrounding whitespace allowed).
-  // On success root() is the value; the text must outlive the views taken from it.
-  // Time and memory are linear in the text's size, also for hostile input.
+  // On success root() is the value. Time and memory are linear in the text's size, also for
+  // hostile input.
   [[nodiscard]] std::optional<Problem> parse(std::string_view text);
 
   // Parses the value at the start of `text` (after whitespace) and stops at its end, leaving
-  // whatever follows unread. root() is valid when the result has no problem.
+  // whatever follows unread. root() is valid when the result has no problem. Copies the text
+  // (use parse_prefix_in_place to frame documents of a large buffer).
   [[nodiscard]] JsonPrefix parse_prefix(std::string_view text);
+
+  // parse_prefix without the copy, for a stream reader's own buffer: text[0, size) is read
+  // and the k_json_padding bytes after it must belong to the caller, who must not touch them
+  // meanwhile (they are changed during the call and restored). Views of the parsed values
+  // point into `text`.
+  [[nodiscard]] JsonPrefix parse_prefix_in_place(char* text, std::size_t size);
 
   // The root value. Precondition: the last parse succeeded.
   [[nodiscard]] JsonValue root() const { return {m_nodes.data(), 0}; }
@@ -166,7 +181,7 @@ private:
   class Parser;
 
   std::vector<detail::JsonNode> m_nodes;
-  std::string m_strings;  // decoded strings that had escapes; never reallocated during a parse
+  std::string m_input;  // parse() and parse_prefix(): the text, then k_json_padding bytes
   std::unique_ptr<Parser> m_parser;
 };
 

@@ -1,21 +1,32 @@
 #include "dfhook/core/payload.hpp"
 
+#include <algorithm>
 #include <limits>
 
 namespace dfhook::core {
 
 namespace {
 
-constexpr auto k_max_project_id = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+constexpr auto k_max_project_id =
+    static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+
+// The first of `text`'s bytes that is one of `set`: std::string_view::find_first_of calls memchr
+// once per byte.
+std::size_t find_any(std::string_view text, std::string_view set) {
+  const auto at = std::find_if(text.begin(), text.end(), [set](char c) {
+    return std::find(set.begin(), set.end(), c) != set.end();
+  });
+  return at == text.end() ? std::string_view::npos : static_cast<std::size_t>(at - text.begin());
+}
 
 Problem missing(JsonValue object, std::string pointer) {
   return Problem{std::move(pointer), object.offset(), "missing required field"};
 }
 
 Problem wrong_type(JsonValue value, std::string pointer, std::string_view expected) {
-  return Problem{std::move(pointer), value.offset(),
-                 "expected " + std::string(expected) + ", found " +
-                   std::string(json_type_name(value.type()))};
+  return Problem{
+      std::move(pointer), value.offset(),
+      "expected " + std::string(expected) + ", found " + std::string(json_type_name(value.type()))};
 }
 
 // An integer member within [min, max]; the problem names both ends of the range.
@@ -28,7 +39,7 @@ std::optional<Problem> read_integer(JsonValue value, const char* pointer, std::u
   if (!number || *number < min || *number > max) {
     return Problem{pointer, value.offset(),
                    "must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                     ", found " + std::string(value.number_text())};
+                       ", found " + std::string(value.number_text())};
   }
   out = *number;
   return std::nullopt;
@@ -39,7 +50,8 @@ std::optional<Problem> read_url(JsonValue value, const char* pointer, std::strin
     return wrong_type(value, pointer, "an absolute URL string");
   }
   if (!is_absolute_url(value.string())) {
-    return Problem{pointer, value.offset(), "expected an absolute URL, found " + quote(value.string())};
+    return Problem{pointer, value.offset(),
+                   "expected an absolute URL, found " + quote(value.string())};
   }
   out.assign(value.string());
   return std::nullopt;
@@ -93,7 +105,7 @@ std::optional<Problem> read_data(JsonValue data, Payload& out) {
   if (!is_safe_file_name(name)) {
     return Problem{"/data/cdn_url", cdn_url->offset(),
                    "the URL's last path segment " + quote(name) +
-                     " is not a datafile name (letters, digits, '.', '_', '-')"};
+                       " is not a datafile name (letters, digits, '.', '_', '-')"};
   }
   out.datafile_name.assign(name);
   if (!origin_url) {
@@ -136,7 +148,7 @@ bool is_absolute_url(std::string_view url) {
     }
   }
   const std::string_view rest = url.substr(separator + 3);
-  const std::size_t authority_end = rest.find_first_of("/?#");
+  const std::size_t authority_end = find_any(rest, "/?#");
   return authority_end != 0 && !rest.empty();
 }
 
@@ -146,7 +158,7 @@ std::string_view url_file_name(std::string_view url) {
     return {};
   }
   std::string_view rest = url.substr(separator + 3);
-  rest = rest.substr(0, rest.find_first_of("?#"));
+  rest = rest.substr(0, find_any(rest, "?#"));
   const std::size_t path = rest.find('/');
   if (path == std::string_view::npos) {
     return {};
@@ -207,7 +219,8 @@ std::optional<Problem> read_payload(JsonValue root, Payload& out) {
   if (!project_id) {
     return missing(root, "/project_id");
   }
-  if (auto problem = read_integer(*project_id, "/project_id", 1, k_max_project_id, out.project_id)) {
+  if (auto problem =
+          read_integer(*project_id, "/project_id", 1, k_max_project_id, out.project_id)) {
     return problem;
   }
   if (!timestamp) {

@@ -21,7 +21,7 @@ struct Problem {
 template <typename T>
 class Parsed {
 public:
-  Parsed(T value) : m_state(std::move(value)) {}          // NOLINT(google-explicit-constructor)
+  Parsed(T value) : m_state(std::move(value)) {}            // NOLINT(google-explicit-constructor)
   Parsed(Problem problem) : m_state(std::move(problem)) {}  // NOLINT(google-explicit-constructor)
 
   [[nodiscard]] bool ok() const noexcept { return m_state.index() == 0; }
