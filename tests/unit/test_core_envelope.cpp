@@ -7,15 +7,15 @@
 using dfhook::core::Envelope;
 using dfhook::core::EnvelopeBodySource;
 using dfhook::core::JsonDocument;
-using dfhook::core::Parsed;
 using dfhook::core::parse_envelope;
+using dfhook::core::Parsed;
 using dfhook::core::Problem;
 using dfhook::core::serialize_envelope;
 
 namespace {
 
 constexpr std::string_view k_body =
-  R"({"project_id":1234,"timestamp":1468447113,"event":"project.datafile_updated","data":{"revision":1,"origin_url":"https://optimizely.s3.amazonaws.com/json/1234.json","cdn_url":"https://cdn.optimizely.com/json/1234.json"}})";
+    R"({"project_id":1234,"timestamp":1468447113,"event":"project.datafile_updated","data":{"revision":1,"origin_url":"https://optimizely.s3.amazonaws.com/json/1234.json","cdn_url":"https://cdn.optimizely.com/json/1234.json"}})";
 
 Envelope sample(std::string body) {
   Envelope envelope;
@@ -64,11 +64,12 @@ Problem problem_of(std::string_view text) {
 TEST_CASE("writes exactly the format of DESIGN §6") {
   Envelope envelope = sample("{\"a\":\"b\"}");
   envelope.headers = {{"Content-Type", "application/json"}, {"X-Hub-Signature", "sha1=00"}};
-  CHECK(serialize_envelope(envelope) ==
-        R"({"dfhook_envelope":1,"id":"0123456789abcdef","received_at":"2025-12-03T10:00:00.123456Z",)"
-        R"("remote_addr":"192.0.2.7:43210","method":"POST","path":"/webhooks/optimizely?x=1",)"
-        R"("headers":[["Content-Type","application/json"],["X-Hub-Signature","sha1=00"]],)"
-        R"("body":"{\"a\":\"b\"}"})");
+  CHECK(
+      serialize_envelope(envelope) ==
+      R"({"dfhook_envelope":1,"id":"0123456789abcdef","received_at":"2025-12-03T10:00:00.123456Z",)"
+      R"("remote_addr":"192.0.2.7:43210","method":"POST","path":"/webhooks/optimizely?x=1",)"
+      R"("headers":[["Content-Type","application/json"],["X-Hub-Signature","sha1=00"]],)"
+      R"("body":"{\"a\":\"b\"}"})");
 }
 
 TEST_CASE("round-trips every field, header order and repeats") {
@@ -89,13 +90,16 @@ TEST_CASE("round-trips every field, header order and repeats") {
 
 TEST_CASE("round-trips bodies byte for byte") {
   const std::string bodies[] = {
-    "",
-    R"({"url":"https:\/\/cdn.optimizely.com\/json\/1.json"})",  // escaped slashes stay escaped
-    "{\"s\":\"line\xE2\x80\xA8separator\xE2\x80\xA9\"}",      // U+2028, U+2029
-    std::string("nul\0byte\x01\x1F\x7F\"\\", 15),
-    "\xFF\xFE not UTF-8 \xC3",
-    "\xED\xA0\x80",  // an encoded surrogate
-    "a", "ab", "abc", "abcd",
+      "",
+      R"({"url":"https:\/\/cdn.optimizely.com\/json\/1.json"})",  // escaped slashes stay escaped
+      "{\"s\":\"line\xE2\x80\xA8separator\xE2\x80\xA9\"}",        // U+2028, U+2029
+      std::string("nul\0byte\x01\x1F\x7F\"\\", 13),
+      "\xFF\xFE not UTF-8 \xC3",
+      "\xED\xA0\x80",  // an encoded surrogate
+      "a",
+      "ab",
+      "abc",
+      "abcd",
   };
   for (const std::string& body : bodies) {
     CHECK(round_trip(sample(body)).body == body);
@@ -111,8 +115,10 @@ TEST_CASE("puts a body that is not valid UTF-8 in body_base64") {
 
 TEST_CASE("never writes credential headers") {
   Envelope envelope = sample("{}");
-  envelope.headers = {{"Authorization", "Bearer t"}, {"cookie", "c=1"},
-                      {"PROXY-AUTHORIZATION", "Basic x"}, {"Accept", "*/*"}};
+  envelope.headers = {{"Authorization", "Bearer t"},
+                      {"cookie", "c=1"},
+                      {"PROXY-AUTHORIZATION", "Basic x"},
+                      {"Accept", "*/*"}};
   const std::string text = serialize_envelope(envelope);
   CHECK(text.find(R"("headers":[["Accept","*/*"]])") != std::string::npos);
   CHECK(text.find("Bearer") == std::string::npos);
@@ -189,7 +195,8 @@ TEST_CASE("reads body_base64 strictly") {
   const std::string prefix = with_member("body", "0");
   const auto with_base64 = [&](std::string_view value) {
     std::string text = prefix;
-    text.replace(text.find(R"("body":0)"), 8, std::string(R"("body_base64":")") + std::string(value) + "\"");
+    text.replace(text.find(R"("body":0)"), 8,
+                 std::string(R"("body_base64":")") + std::string(value) + "\"");
     return text;
   };
   CHECK(parse_envelope(with_base64("")).value().body.empty());

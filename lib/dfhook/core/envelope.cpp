@@ -19,9 +19,9 @@ Problem missing(JsonValue object, std::string_view name) {
 }
 
 Problem wrong_type(JsonValue value, std::string pointer, std::string_view expected) {
-  return Problem{std::move(pointer), value.offset(),
-                 "expected " + std::string(expected) + ", found " +
-                   std::string(json_type_name(value.type()))};
+  return Problem{
+      std::move(pointer), value.offset(),
+      "expected " + std::string(expected) + ", found " + std::string(json_type_name(value.type()))};
 }
 
 bool is_lower_hex(std::string_view text) {
@@ -86,64 +86,39 @@ std::string encode_base64(std::string_view bytes) {
   return out;
 }
 
-// `text` with each byte that does not start a valid UTF-8 sequence replaced by U+FFFD.
-std::string replace_invalid_utf8(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 8);
-  std::size_t at = 0;
-  while (at < text.size()) {
-    std::size_t good = 1;
-    const auto lead = static_cast<unsigned char>(text[at]);
-    if (lead >= 0x80U) {
-      // The longest valid sequence is 4 bytes; try the lengths a lead byte allows.
-      const std::size_t length = lead >= 0xF0U ? 4 : lead >= 0xE0U ? 3 : 2;
-      good = at + length <= text.size() && is_valid_utf8(text.substr(at, length)) ? length : 0;
-    }
-    if (good == 0) {
-      out += "\xEF\xBF\xBD";
-      ++at;
-    } else {
-      out.append(text, at, good);
-      at += good;
-    }
-  }
-  return out;
-}
-
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 void write_string(Writer& writer, std::string_view text) {
   if (is_valid_utf8(text)) {
     writer.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
   } else {
-    const std::string clean = replace_invalid_utf8(text);
+    const std::string clean = to_valid_utf8(text);
     writer.String(clean.data(), static_cast<rapidjson::SizeType>(clean.size()));
   }
 }
 
-std::optional<Problem> read_string(JsonValue value, std::string_view name, std::string& out) {
+std::optional<Problem> read_string(JsonValue value, std::string_view name, std::string_view& out) {
   if (!value.is_string()) {
     std::string pointer;
     append_pointer_token(pointer, name);
     return wrong_type(value, pointer, "a string");
   }
-  out.assign(value.string());
+  out = value.string();
   return std::nullopt;
 }
 
-std::optional<Problem> read_headers(JsonValue headers, std::vector<Header>& out) {
+std::optional<Problem> check_headers(JsonValue headers) {
   if (!headers.is_array()) {
     return wrong_type(headers, "/headers", "an array of [name, value] pairs");
   }
-  out.resize(headers.size());
   std::size_t index = 0;
   for (const JsonValue pair : headers.children()) {
     const auto pointer = [index] { return "/headers/" + std::to_string(index); };
     if (!pair.is_array() || pair.size() != 2) {
       return Problem{pointer(), pair.offset(),
                      "expected a [name, value] pair of strings, found " +
-                       (pair.is_array() ? "an array of " + std::to_string(pair.size())
-                                        : std::string(json_type_name(pair.type())))};
+                         (pair.is_array() ? "an array of " + std::to_string(pair.size())
+                                          : std::string(json_type_name(pair.type())))};
     }
     std::size_t part = 0;
     for (const JsonValue item : pair.children()) {
@@ -153,7 +128,6 @@ std::optional<Problem> read_headers(JsonValue headers, std::vector<Header>& out)
       if (part == 0 && item.string().empty()) {
         return Problem{pointer() + "/0", item.offset(), "header name must not be empty"};
       }
-      (part == 0 ? out[index].name : out[index].value).assign(item.string());
       ++part;
     }
     ++index;
@@ -161,16 +135,29 @@ std::optional<Problem> read_headers(JsonValue headers, std::vector<Header>& out)
   return std::nullopt;
 }
 
+// Calls f(name, value) for each header of a checked "headers" array.
+template <typename F>
+void for_each_header(JsonValue headers, F f) {
+  for (const JsonValue pair : headers.children()) {
+    auto item = pair.children().begin();
+    const std::string_view name = (*item).string();
+    ++item;
+    f(name, (*item).string());
+  }
+}
+
 }  // namespace
 
-bool is_envelope(JsonValue root) { return root.find("dfhook_envelope").has_value(); }
+bool is_envelope(JsonValue root) {
+  return root.find("dfhook_envelope").has_value();
+}
 
 bool is_credential_header(std::string_view name) {
   return equals_ignoring_case(name, "authorization") || equals_ignoring_case(name, "cookie") ||
          equals_ignoring_case(name, "proxy-authorization");
 }
 
-std::optional<Problem> read_envelope(JsonValue root, Envelope& out,
+std::optional<Problem> read_envelope(JsonValue root, EnvelopeView& out, std::string& body_buffer,
                                      EnvelopeBodySource* body_source) {
   if (!root.is_object()) {
     return wrong_type(root, "", "an object");
@@ -212,15 +199,18 @@ std::optional<Problem> read_envelope(JsonValue root, Envelope& out,
   if (!version->is_integer() || version->int64() != k_envelope_version) {
     return Problem{"/dfhook_envelope", version->offset(),
                    "unsupported envelope version " +
-                     (version->is_integer() ? std::string(version->number_text())
-                                            : std::string(json_type_name(version->type()))) +
-                     " (this dfhook reads version 1)"};
+                       (version->is_integer() ? std::string(version->number_text())
+                                              : std::string(json_type_name(version->type()))) +
+                       " (this dfhook reads version 1)"};
   }
   const std::pair<std::optional<JsonValue>*, std::string_view> strings[] = {
-    {&id, "id"}, {&received_at, "received_at"}, {&remote_addr, "remote_addr"},
-    {&method, "method"}, {&path, "path"}};
-  std::string* const targets[] = {&out.id, &out.received_at, &out.remote_addr, &out.method,
-                                  &out.path};
+      {&id, "id"},
+      {&received_at, "received_at"},
+      {&remote_addr, "remote_addr"},
+      {&method, "method"},
+      {&path, "path"}};
+  std::string_view* const targets[] = {&out.id, &out.received_at, &out.remote_addr, &out.method,
+                                       &out.path};
   for (std::size_t i = 0; i < std::size(strings); ++i) {
     if (!*strings[i].first) {
       return missing(root, strings[i].second);
@@ -235,9 +225,10 @@ std::optional<Problem> read_envelope(JsonValue root, Envelope& out,
   if (!headers) {
     return missing(root, "headers");
   }
-  if (auto problem = read_headers(*headers, out.headers)) {
+  if (auto problem = check_headers(*headers)) {
     return problem;
   }
+  out.headers = headers;
   if (body && body_base64) {
     return Problem{"/body_base64", body_base64->offset(),
                    "an envelope holds either body or body_base64, not both"};
@@ -254,7 +245,8 @@ std::optional<Problem> read_envelope(JsonValue root, Envelope& out,
     if (!bytes) {
       return Problem{"/body_base64", body_base64->offset(), "invalid base64"};
     }
-    out.body = std::move(*bytes);
+    body_buffer = std::move(*bytes);
+    out.body = body_buffer;
   } else {
     return missing(root, "body");
   }
@@ -262,6 +254,29 @@ std::optional<Problem> read_envelope(JsonValue root, Envelope& out,
     body_source->offset = body ? body->offset() : body_base64->offset();
     body_source->base64 = !body;
   }
+  return std::nullopt;
+}
+
+std::optional<Problem> read_envelope(JsonValue root, Envelope& out,
+                                     EnvelopeBodySource* body_source) {
+  EnvelopeView view;
+  std::string body_buffer;
+  if (std::optional<Problem> problem = read_envelope(root, view, body_buffer, body_source)) {
+    return problem;
+  }
+  out.id.assign(view.id);
+  out.received_at.assign(view.received_at);
+  out.remote_addr.assign(view.remote_addr);
+  out.method.assign(view.method);
+  out.path.assign(view.path);
+  out.headers.resize(view.headers->size());
+  std::size_t index = 0;
+  for_each_header(*view.headers, [&](std::string_view name, std::string_view value) {
+    out.headers[index].name.assign(name);
+    out.headers[index].value.assign(value);
+    ++index;
+  });
+  out.body.assign(view.body);
   return std::nullopt;
 }
 
@@ -285,6 +300,16 @@ void header_values(const Envelope& envelope, std::string_view name,
       out.emplace_back(header.value);
     }
   }
+}
+
+void header_values(const EnvelopeView& envelope, std::string_view name,
+                   std::vector<std::string_view>& out) {
+  out.clear();
+  for_each_header(*envelope.headers, [&](std::string_view header, std::string_view value) {
+    if (equals_ignoring_case(header, name)) {
+      out.push_back(value);
+    }
+  });
 }
 
 std::vector<std::string_view> header_values(const Envelope& envelope, std::string_view name) {

@@ -4,6 +4,7 @@
 #include "dfhook/core/problem.hpp"
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,15 +32,28 @@ struct Envelope {
   std::string received_at;  // RFC 3339 UTC with microseconds, "2025-12-03T10:00:00.123456Z"
   std::string remote_addr;  // "IP:PORT"
   std::string method;
-  std::string path;            // the request target as received
-  std::vector<Header> headers; // in order, repeats kept
-  std::string body;            // the raw body bytes
+  std::string path;             // the request target as received
+  std::vector<Header> headers;  // in order, repeats kept
+  std::string body;             // the raw body bytes
 };
 
 // Where the body sat in the envelope's text, to locate a problem found inside the body.
 struct EnvelopeBodySource {
   std::size_t offset = 0;  // offset of the "body" or "body_base64" value (its opening quote)
   bool base64 = false;
+};
+
+// An envelope read in place, for readers that judge deliveries without keeping them: views into
+// the parsed document, valid while it is (and, for a base64 body, while the buffer given to
+// read_envelope is unchanged).
+struct EnvelopeView {
+  std::string_view id;
+  std::string_view received_at;
+  std::string_view remote_addr;
+  std::string_view method;
+  std::string_view path;
+  std::optional<JsonValue> headers;  // an array of [name, value] string pairs
+  std::string_view body;
 };
 
 // True when `root` is an object with a "dfhook_envelope" member: such a document is read as an
@@ -54,6 +68,11 @@ struct EnvelopeBodySource {
 [[nodiscard]] std::optional<Problem> read_envelope(JsonValue root, Envelope& out,
                                                    EnvelopeBodySource* body_source = nullptr);
 
+// The same checks, reading into views; a base64 body is decoded into `body_buffer`.
+[[nodiscard]] std::optional<Problem> read_envelope(JsonValue root, EnvelopeView& out,
+                                                   std::string& body_buffer,
+                                                   EnvelopeBodySource* body_source = nullptr);
+
 // Parses and reads an envelope: the strict JSON rules of json.hpp, then read_envelope.
 [[nodiscard]] Parsed<Envelope> parse_envelope(std::string_view text);
 
@@ -62,6 +81,8 @@ struct EnvelopeBodySource {
                                                           std::string_view name);
 // The same, appended to `out` (cleared first), to reuse its buffer.
 void header_values(const Envelope& envelope, std::string_view name,
+                   std::vector<std::string_view>& out);
+void header_values(const EnvelopeView& envelope, std::string_view name,
                    std::vector<std::string_view>& out);
 
 // Headers never written to an envelope: they carry credentials.
