@@ -7,6 +7,8 @@
 #include "dfhook/io/log.hpp"
 #include "dfhook/io/store.hpp"
 #include "dfhook/net/http_server.hpp"
+#include "dfhook/io/spool.hpp"
+#include "dfhook/service/delivery_log.hpp"
 #include "dfhook/service/metrics.hpp"
 #include "dfhook/service/webhook_handler.hpp"
 
@@ -166,8 +168,19 @@ core::ExitCode run_listen(const ListenOptions& options) {
   webhook.max_age = settings.max_age;
   webhook.allowed_hosts = options.network.allow_host;
   webhook.allow_http = options.network.allow_http;
-  service::WebhookContext context{
-      revisions, *queue, metrics, nullptr, [&store] { return store.list(); }, {}};
+  std::optional<io::Spool> spool;
+  std::optional<service::SpoolDeliveryLog> delivery_log;
+  if (!options.save_dir.empty()) {
+    spool.emplace(options.save_dir, options.save_max_files);
+    delivery_log.emplace(*spool);
+  }
+
+  service::WebhookContext context{revisions,
+                                  *queue,
+                                  metrics,
+                                  delivery_log ? &*delivery_log : nullptr,
+                                  [&store] { return store.list(); },
+                                  {}};
   service::WebhookHandler handler(webhook, context, secrets);
   if (options.insecure_skip_signature) {
     io::log(io::LogLevel::warning,
