@@ -1,15 +1,18 @@
 #include "command.hpp"
 #include "options_network.hpp"
 #include "options_secrets.hpp"
+#include "options_tokens.hpp"
 
 #include "dfhook/core/error.hpp"
 #include "dfhook/core/units.hpp"
 #include "dfhook/io/log.hpp"
+#include "dfhook/io/spool.hpp"
 #include "dfhook/io/store.hpp"
 #include "dfhook/net/http_server.hpp"
-#include "dfhook/io/spool.hpp"
 #include "dfhook/service/delivery_log.hpp"
 #include "dfhook/service/metrics.hpp"
+#include "dfhook/service/store_fetcher.hpp"
+#include "dfhook/service/update_worker.hpp"
 #include "dfhook/service/webhook_handler.hpp"
 
 #include <fmt/format.h>
@@ -31,6 +34,7 @@ struct ListenOptions {
   std::string path = "/webhooks/optimizely";
   SecretOptions secrets;
   bool insecure_skip_signature = false;
+  TokenOptions tokens;
   std::string out_dir = "./datafiles";
   std::string file_mode = "0644";
   std::vector<std::uint64_t> project_ids;
@@ -119,23 +123,6 @@ ListenSettings check_options(const ListenOptions& options) {
   return settings;
 }
 
-// Stands in for the update worker until listen's fetcher is wired in: it accepts what the
-// handler enqueues and says in the log that nothing is fetched. The real queue is
-// service::WorkerQueue over a service::UpdateWorker (see make_update_queue).
-class UnwiredUpdateQueue final : public service::UpdateQueue {
-public:
-  service::EnqueueResult enqueue(service::UpdateRequest request) override {
-    io::log(io::LogLevel::warning, "update not performed: no update worker in this build",
-            {{"datafile", request.name},
-             {"revision", request.revision ? std::to_string(*request.revision) : ""}});
-    return service::EnqueueResult::accepted;
-  }
-};
-
-std::unique_ptr<service::UpdateQueue> make_update_queue() {
-  return std::make_unique<UnwiredUpdateQueue>();
-}
-
 std::shared_ptr<const core::SecretSet> load_listen_secrets(const ListenOptions& options) {
   auto secrets = std::make_shared<core::SecretSet>(load_secrets(options.secrets));
   if (secrets->empty()) {
@@ -153,12 +140,20 @@ core::ExitCode run_listen(const ListenOptions& options) {
                                 " (or --insecure-skip-signature to accept unsigned webhooks)");
   }
   const net::ClientOptions client = client_options(options.network);
-  (void)client;
 
   io::FileDatafileStore store(options.out_dir, io::FileStoreOptions{settings.file_mode, {}});
   service::StoreRevisionLookup revisions(store);
   service::Metrics metrics;
-  const std::unique_ptr<service::UpdateQueue> queue = make_update_queue();
+  service::UpdatePolicy policy;
+  policy.hook_command = options.on_update;
+  policy.hook_timeout = settings.hook_timeout;
+  service::StoreFetcher fetcher(
+      store, [client] { return std::make_unique<net::HttpClient>(client); }, policy, metrics,
+      load_tokens(options.tokens));
+  service::UpdateWorkerOptions worker_options;
+  worker_options.stale_retry_for = settings.stale_retry_for;
+  service::UpdateWorker worker(fetcher, fetcher, worker_options);
+  service::WorkerQueue queue(worker);
 
   service::WebhookOptions webhook;
   webhook.path = options.path;
@@ -176,7 +171,7 @@ core::ExitCode run_listen(const ListenOptions& options) {
   }
 
   service::WebhookContext context{revisions,
-                                  *queue,
+                                  queue,
                                   metrics,
                                   delivery_log ? &*delivery_log : nullptr,
                                   [&store] { return store.list(); },
@@ -196,7 +191,13 @@ core::ExitCode run_listen(const ListenOptions& options) {
   config.max_connections = options.max_connections;
   config.read_timeout = settings.read_timeout;
   config.threads = options.threads;
-  config.on_reload = [&options, &handler] {
+  config.on_reload = [&options, &handler, &fetcher] {
+    try {
+      fetcher.replace_tokens(load_tokens(options.tokens));
+    } catch (const core::Error& error) {
+      io::log(io::LogLevel::error, "auth tokens not reloaded; the previous ones stay",
+              {{"error", error.what()}});
+    }
     std::shared_ptr<const core::SecretSet> reloaded;
     try {
       reloaded = load_listen_secrets(options);
@@ -214,7 +215,15 @@ core::ExitCode run_listen(const ListenOptions& options) {
     io::log(io::LogLevel::info, "secrets reloaded", {{"secrets", std::to_string(count)}});
   };
   net::HttpServer server(std::move(config), handler);
+  // Two update threads: a slow CDN for one datafile does not hold up the others.
+  worker.start(2, settings.poll_interval, [&fetcher] { return fetcher.poll_requests(); });
   server.run();
+  // The update in progress finishes; the waiting ones are dropped (the sender retries them,
+  // and the next start polls).
+  if (const std::size_t dropped = worker.stop(); dropped > 0) {
+    io::log(io::LogLevel::warning, "updates dropped at shutdown",
+            {{"updates", std::to_string(dropped)}});
+  }
   return core::ExitCode::ok;
 }
 
@@ -234,6 +243,7 @@ Runner setup_listen(CLI::App& sub, const GlobalOptions& /*global*/) {
   add_secret_options(sub, options->secrets);
   sub.add_flag("--insecure-skip-signature", options->insecure_skip_signature,
                "accept webhooks without checking their signature");
+  add_token_options(sub, options->tokens);
   sub.add_option("--out-dir", options->out_dir, "directory of the datafiles")
       ->type_name("DIR")
       ->capture_default_str();

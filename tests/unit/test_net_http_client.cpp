@@ -508,3 +508,19 @@ TEST_CASE("a refused connection is a network error, retried") {
   CHECK(result.attempts == 2);
   CHECK(timer.sleeps.size() == 1);
 }
+
+TEST_CASE("per-request header lines are sent, and kept from a redirect to another origin") {
+  CannedServer server({});
+  server.add(response(302, "Found",
+                      "Location: " + server.url("/final/1234.json", "localhost") + "\r\n", ""));
+  server.add(response(200, "OK", "", "{}"));
+  FakeTimer timer;
+  HttpClient client(local_options(), timer);
+  StringSink sink;
+  const std::vector<std::string> headers = {"Authorization: Bearer per-request-token"};
+  REQUIRE(client.fetch(server.url(), {}, sink, headers).ok());
+  const auto requests = server.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(has_line(requests[0], "Authorization: Bearer per-request-token"));
+  CHECK(requests[1].find("per-request-token") == std::string::npos);
+}

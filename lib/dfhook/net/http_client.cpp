@@ -291,8 +291,8 @@ struct HttpClient::Impl {
   // One request chain: the URL and up to max_redirects redirects. `retry_after` receives the
   // server's Retry-After on a retryable answer.
   FetchResult run_chain(std::string_view start_url, const Validators& validators,
-                        BodySink& body_sink, bool& retryable,
-                        std::optional<std::chrono::milliseconds>& retry_after) {
+                        std::span<const std::string> extra_headers, BodySink& body_sink,
+                        bool& retryable, std::optional<std::chrono::milliseconds>& retry_after) {
     FetchResult result;
     retryable = false;
     retry_after.reset();
@@ -308,11 +308,13 @@ struct HttpClient::Impl {
         slist_append(headers, "If-Modified-Since: " + validators.last_modified);
       }
       const bool same_origin = origin_of(url) == first_origin;
-      for (const std::string& line : options.headers) {
-        if (!same_origin && starts_with_ignoring_case(line, "authorization:")) {
-          continue;
+      for (const auto& lines : {std::span<const std::string>(options.headers), extra_headers}) {
+        for (const std::string& line : lines) {
+          if (!same_origin && starts_with_ignoring_case(line, "authorization:")) {
+            continue;
+          }
+          slist_append(headers, line);
         }
-        slist_append(headers, line);
       }
 
       sink = &body_sink;
@@ -410,6 +412,11 @@ const ClientOptions& HttpClient::options() const noexcept {
 }
 
 FetchResult HttpClient::fetch(std::string_view url, const Validators& validators, BodySink& sink) {
+  return fetch(url, validators, sink, {});
+}
+
+FetchResult HttpClient::fetch(std::string_view url, const Validators& validators, BodySink& sink,
+                              std::span<const std::string> headers) {
   Impl& impl = *m_impl;
   const UrlCheck check =
       check_datafile_url(url, impl.options.allowed_hosts, impl.options.allow_http);
@@ -425,7 +432,7 @@ FetchResult HttpClient::fetch(std::string_view url, const Validators& validators
   for (int attempt = 0;; ++attempt) {
     bool retryable = false;
     std::optional<std::chrono::milliseconds> retry_after;
-    result = impl.run_chain(url, validators, sink, retryable, retry_after);
+    result = impl.run_chain(url, validators, headers, sink, retryable, retry_after);
     result.attempts = attempt + 1;
     if (result.ok() || !retryable || attempt >= retries) {
       break;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -103,11 +104,22 @@ struct FetchResult {
 // Is this final status worth another attempt? 408, 429 and 5xx.
 [[nodiscard]] bool is_retryable_status(long status) noexcept;
 
+// Downloads a datafile URL: HttpClient, or a fake in tests of the jobs above net/.
+class Downloader {
+public:
+  virtual ~Downloader() = default;
+  // GETs `url` with the validators (conditional when any is set) and the extra header lines
+  // `headers` ("Authorization: Bearer …", never logged; sent to the first URL's origin only).
+  // The body of a 200 goes to `sink`. Never throws for a failed download: see FetchResult.
+  [[nodiscard]] virtual FetchResult fetch(std::string_view url, const Validators& validators,
+                                          BodySink& sink, std::span<const std::string> headers) = 0;
+};
+
 // A GET client on one libcurl easy handle, reused between fetches (keep-alive, TLS sessions).
 // Not thread-safe: one client per thread. Redirects are followed by the client itself (up
 // to max_redirects), each target passing check_datafile_url(); only https unless allow_http.
 // https_proxy / no_proxy from the environment apply as in curl.
-class HttpClient {
+class HttpClient final : public Downloader {
 public:
   explicit HttpClient(ClientOptions options, RetryTimer& timer = system_retry_timer());
   ~HttpClient();
@@ -119,6 +131,9 @@ public:
   // 408, 429 and 5xx with backoff. Never throws for a failed download: see FetchResult.
   [[nodiscard]] FetchResult fetch(std::string_view url, const Validators& validators,
                                   BodySink& sink);
+  // The same with extra header lines, which follow the rule of ClientOptions::headers.
+  [[nodiscard]] FetchResult fetch(std::string_view url, const Validators& validators,
+                                  BodySink& sink, std::span<const std::string> headers) override;
 
   [[nodiscard]] const ClientOptions& options() const noexcept;
 
