@@ -30,7 +30,7 @@ const std::array k_commands{
   Command{"verify-payload", "check saved webhook payloads and their signatures", false,
           DFHOOK_LOCAL_SETUP(setup_verify_payload)},
   Command{"replay", "re-send saved deliveries to a webhook receiver", true,
-          DFHOOK_NET_SETUP(nullptr)},
+          DFHOOK_NET_SETUP(setup_replay)},
   Command{"sign", "print the X-Hub-Signature of a body", false, DFHOOK_LOCAL_SETUP(setup_sign)},
 };
 
