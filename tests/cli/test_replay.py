@@ -1,21 +1,20 @@
 """dfhook replay: saved deliveries re-sent byte for byte, signed, reported, never redirected."""
 
 import base64
-import hashlib
-import hmac
 import http.server
 import json
 import os
 import socket
-import subprocess
 import tempfile
 import threading
 import unittest
 
+import cdn
 from dfhook_test import main, read_fixture, run
 from listener import SECRET, Listener, sign
 
 SEED = read_fixture("seed-payload.json")
+DATAFILE_R1 = read_fixture("datafile-1234-r1.json")
 FLAG_UPDATED = b'{"project_id":1234,"timestamp":1,"event":"project.flag_updated","data":[]}'
 ESCAPED = (b'{"project_id":1234,"timestamp":2,"event":"project.flag_updated",'
            b'"data":{"url":"https:\\/\\/cdn.optimizely.com\\/json\\/1234.json",'
@@ -279,10 +278,13 @@ class Replay(unittest.TestCase):
 
 
 class ListenToListen(unittest.TestCase):
-    """Deliveries saved by one listener, replayed into a second, arrive as they were sent."""
+    """Deliveries saved by one listener, replayed into a second, arrive as they were sent and
+    lead the second to the same datafile."""
 
-    def test_saved_deliveries_replayed_into_a_second_listener_pass_its_signature_check(self):
-        with tempfile.TemporaryDirectory(prefix="dfhook-replay-ll-") as tmp:
+    def test_saved_deliveries_replayed_into_a_second_listener_give_the_same_datafile(self):
+        with tempfile.TemporaryDirectory(prefix="dfhook-replay-ll-") as tmp, \
+                cdn.NginxCdn() as server:
+            server.put("json/1234.json", DATAFILE_R1)
             secrets = os.path.join(tmp, "secrets")
             with open(secrets, "w") as f:
                 f.write(SECRET + "\n")
@@ -291,21 +293,32 @@ class ListenToListen(unittest.TestCase):
                 return Listener(["--secret-file", secrets, "--out-dir",
                                  os.path.join(tmp, name, "out"), "--save-dir",
                                  os.path.join(tmp, name, "saved"), "--poll-interval", "0",
-                                 "--retries", "0",
-                                 "--connect-to", "cdn.optimizely.com:443:127.0.0.1:9"])
+                                 *server.args()])
+
+            def updated(line):
+                return line.get("msg") == "datafile updated"
 
             bodies = [SEED, ESCAPED, PRETTY, FLAG_UPDATED]
             with listener("first") as first:
                 for body in bodies:
                     status, _ = first.post(body, sign(body))
-                    self.assertIn(status, (200, 202))
+                    self.assertEqual(status, 202 if body == SEED else 200)
+                first.wait_for_log(updated)
             first_saved = os.path.join(tmp, "first", "saved")
             with listener("second") as second:
-                # Without a secret: the saved signatures must be what the second one checks.
+                # Without a secret: the saved signatures are what the second one checks.
                 result = run("replay", "--to",
                              f"http://127.0.0.1:{second.port}/webhooks/optimizely", first_saved)
                 self.assertEqual(result.code, 0, result)
                 self.assertEqual(second.metric("dfhook_signature_failures_total"), 0)
+                second.wait_for_log(updated)
+
+            def stored(name):
+                with open(os.path.join(tmp, name, "out", "1234.json"), "rb") as f:
+                    return f.read()
+
+            self.assertEqual(stored("second"), DATAFILE_R1)
+            self.assertEqual(stored("second"), stored("first"))
 
             def saved(name):
                 directory = os.path.join(tmp, name, "saved")
