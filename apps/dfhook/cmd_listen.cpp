@@ -2,6 +2,7 @@
 #include "options_network.hpp"
 #include "options_secrets.hpp"
 #include "options_tokens.hpp"
+#include "options_values.hpp"
 
 #include "dfhook/core/error.hpp"
 #include "dfhook/core/units.hpp"
@@ -64,24 +65,6 @@ struct ListenSettings {
   std::chrono::milliseconds read_timeout{};
 };
 
-std::chrono::milliseconds duration_option(std::string_view name, const std::string& value) {
-  try {
-    return core::parse_duration(value);
-  } catch (const core::Error& error) {
-    throw core::usage_error(fmt::format("{}: {}", name, error.what()), error.hint());
-  }
-}
-
-mode_t parse_file_mode(const std::string& text) {
-  const bool octal =
-      !text.empty() && text.size() <= 4 && text.find_first_not_of("01234567") == std::string::npos;
-  if (!octal || std::stoul(text, nullptr, 8) > 0777) {
-    throw core::usage_error(fmt::format("--file-mode: invalid mode '{}'", text),
-                            "give octal permission bits such as 0644 or 640");
-  }
-  return static_cast<mode_t>(std::stoul(text, nullptr, 8));
-}
-
 ListenSettings check_options(const ListenOptions& options) {
   ListenSettings settings;
   if (options.path.empty() || options.path[0] != '/' ||
@@ -89,7 +72,7 @@ ListenSettings check_options(const ListenOptions& options) {
     throw core::usage_error(fmt::format("--path: '{}' is not an absolute path", options.path),
                             "give a path such as /webhooks/optimizely");
   }
-  settings.file_mode = parse_file_mode(options.file_mode);
+  settings.file_mode = file_mode_option("--file-mode", options.file_mode);
   for (const std::uint64_t id : options.project_ids) {
     if (id == 0 || id > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
       throw core::usage_error(
@@ -108,11 +91,7 @@ ListenSettings check_options(const ListenOptions& options) {
   if (max_age.count() > 0) {
     settings.max_age = std::chrono::ceil<std::chrono::seconds>(max_age);
   }
-  try {
-    settings.max_body = core::parse_size(options.max_body);
-  } catch (const core::Error& error) {
-    throw core::usage_error(fmt::format("--max-body: {}", error.what()), error.hint());
-  }
+  settings.max_body = size_option("--max-body", options.max_body);
   if (settings.max_body == 0) {
     throw core::usage_error("--max-body: must be at least 1 byte");
   }

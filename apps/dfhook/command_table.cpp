@@ -26,7 +26,7 @@ const std::array k_commands{
   Command{"listen", "receive Optimizely webhooks and keep datafiles current", true,
           DFHOOK_NET_SETUP(setup_listen)},
   Command{"fetch-datafile", "download a datafile if it changed (the cron fallback)", true,
-          DFHOOK_NET_SETUP(nullptr)},
+          DFHOOK_NET_SETUP(setup_fetch_datafile)},
   Command{"verify-payload", "check saved webhook payloads and their signatures", false,
           DFHOOK_LOCAL_SETUP(setup_verify_payload)},
   Command{"replay", "re-send saved deliveries to a webhook receiver", true,

@@ -1,4 +1,5 @@
 #include "options_network.hpp"
+#include "options_values.hpp"
 
 #include "dfhook/core/error.hpp"
 #include "dfhook/core/units.hpp"
@@ -65,14 +66,6 @@ bool is_connect_to(std::string_view entry) {
          is_port(fields[3]);
 }
 
-std::chrono::milliseconds duration_option(std::string_view name, const std::string& value) {
-  try {
-    return core::parse_duration(value);
-  } catch (const core::Error& error) {
-    throw core::usage_error(fmt::format("{}: {}", name, error.what()), error.hint());
-  }
-}
-
 }  // namespace
 
 void add_network_options(CLI::App& sub, NetworkOptions& options, NetworkUse use) {
@@ -110,11 +103,7 @@ net::ClientOptions client_options(const NetworkOptions& options) {
   client.timeout = duration_option("--timeout", options.timeout);
   client.connect_timeout = duration_option("--connect-timeout", options.connect_timeout);
   client.retries = options.retries;
-  try {
-    client.max_body_size = core::parse_size(options.max_datafile_size);
-  } catch (const core::Error& error) {
-    throw core::usage_error(fmt::format("--max-datafile-size: {}", error.what()), error.hint());
-  }
+  client.max_body_size = size_option("--max-datafile-size", options.max_datafile_size);
   if (client.max_body_size == 0) {
     throw core::usage_error("--max-datafile-size must be above 0");
   }
