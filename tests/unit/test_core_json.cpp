@@ -266,3 +266,22 @@ TEST_CASE("names JSON types for messages") {
   CHECK(dfhook::core::json_type_name(JsonType::object) == "an object");
   CHECK(dfhook::core::json_type_name(JsonType::null) == "null");
 }
+
+TEST_CASE("rejects control characters 0x1a..0x1f that RapidJSON's SSE2 scan lets through") {
+  // Found by fuzz_document_stream: inside a long string, at any alignment, on every path.
+  for (char control = '\x01'; control < '\x20'; ++control) {
+    for (std::size_t before = 0; before < 40; ++before) {
+      const std::string text =
+          "{\"a\":\"" + std::string(before, 'x') + control + std::string(40, 'y') + "\"}";
+      INFO("control " << static_cast<int>(control) << " after " << before);
+      JsonDocument document;
+      const std::optional<Problem> problem = document.parse(text);
+      REQUIRE(problem.has_value());
+      CHECK(problem->pointer == "/a");
+      CHECK(problem->reason == "invalid escape or unescaped control character in a string");
+      std::string line = text + "\n";
+      line.resize(line.size() + dfhook::core::k_json_padding);
+      CHECK(document.parse_prefix_in_place(line.data(), text.size() + 1).problem.has_value());
+    }
+  }
+}

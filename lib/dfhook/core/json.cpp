@@ -1,8 +1,9 @@
 #include "dfhook/core/json.hpp"
 
+#include "dfhook/core/rapidjson_reader.hpp"
+
 #include <rapidjson/encodings.h>
 #include <rapidjson/memorystream.h>
-#include <rapidjson/reader.h>
 #include <rapidjson/stream.h>
 
 #include <algorithm>
@@ -521,6 +522,17 @@ struct NullOutput {
   void Put(char /*c*/) {}
 };
 
+// RapidJSON 1.1.0's SSE2 string scan takes bytes up to 0x19 for control characters, so the fast
+// paths let 0x1A..0x1F through inside strings (outside strings they are syntax errors anyway).
+// No branch in the loop, so that it is vectorised.
+bool holds_unescaped_control(std::string_view text) {
+  unsigned found = 0;
+  for (const char c : text) {
+    found |= static_cast<unsigned>(static_cast<unsigned char>(c - 0x1A) < 6U);
+  }
+  return found != 0;
+}
+
 }  // namespace
 
 std::string_view json_type_name(JsonType type) {
@@ -660,7 +672,8 @@ public:
     if (!result.IsError() && !m_handler.problem() && !m_handler.lost()) {
       const std::string_view document = text.substr(0, stream.Tell());
       // The fast path checks neither the encoding nor what \u escapes decode to.
-      if (is_valid_utf8(document) && !m_handler.decoded_surrogate()) {
+      if (is_valid_utf8(document) && !m_handler.decoded_surrogate() &&
+          !holds_unescaped_control(document)) {
         JsonPrefix prefix;
         prefix.framed = true;
         prefix.end = document.size();
@@ -695,7 +708,8 @@ private:
     if (end == length && length < size) {
       return std::nullopt;
     }
-    if (!is_valid_utf8({data, end}) || holds_surrogate({m_line.data(), end})) {
+    if (!is_valid_utf8({data, end}) || holds_surrogate({m_line.data(), end}) ||
+        holds_unescaped_control({data, end})) {
       return std::nullopt;
     }
     JsonPrefix prefix;
