@@ -56,6 +56,16 @@ std::string_view peek_subcommand(int argc, char** argv) {
   return {};
 }
 
+// Where to read about the command line that failed to parse.
+std::string usage_hint(std::string_view subcommand) {
+  for (const Command& command : commands()) {
+    if (command.name == subcommand) {
+      return fmt::format("run 'dfhook {} --help' for usage", subcommand);
+    }
+  }
+  return "run 'dfhook --help' for usage";
+}
+
 // dfhook-net lives next to dfhook in the build tree and in libexec once installed.
 std::string network_binary_path() {
   char self[PATH_MAX];
@@ -152,7 +162,7 @@ int run(int argc, char** argv, bool network_binary) {
     std::fputs((app.version() + "\n").c_str(), stdout);
     return 0;
   } catch (const CLI::ParseError& error) {
-    print_error(cli11_message(error), "run 'dfhook --help' for usage");
+    print_error(cli11_message(error), usage_hint(peek_subcommand(argc, argv)));
     return static_cast<int>(core::ExitCode::usage);
   }
   configure_logging(global);

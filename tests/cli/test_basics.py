@@ -24,6 +24,15 @@ class Basics(unittest.TestCase):
         self.assertTrue(r.err.startswith("dfhook: error: "), r)
         self.assertIn("hint: run 'dfhook --help' for usage", r.err)
 
+    def test_a_subcommand_usage_error_points_at_its_own_help(self):
+        for command in ("sign", "listen"):
+            with self.subTest(command):
+                r = run(command, "--no-such-option")
+                self.assertEqual(r.code, 2, r)
+                self.assertEqual(r.err, "dfhook: error: the following argument was not "
+                                        "expected: --no-such-option\n"
+                                        f"hint: run 'dfhook {command} --help' for usage\n")
+
     def test_unknown_option_is_a_usage_error_not_a_cli11_code(self):
         r = run("--no-such-option")
         self.assertEqual(r.code, 2, r)
