@@ -4,13 +4,15 @@ import base64
 import http.server
 import json
 import os
+import pty
 import socket
+import subprocess
 import tempfile
 import threading
 import unittest
 
 import cdn
-from dfhook_test import main, read_fixture, run
+from dfhook_test import DFHOOK, main, read_fixture, run
 from listener import SECRET, Listener, sign
 
 SEED = read_fixture("seed-payload.json")
@@ -253,6 +255,38 @@ class Replay(unittest.TestCase):
                          [("0" * 16, 202, "ok"), ("0" * 15 + "1", 404, "http-error")])
         self.assertEqual(lines[2]["type"], "summary")
         self.assertEqual((lines[2]["ok"], lines[2]["failed"]), (1, 1))
+
+    def test_a_progress_bar_is_drawn_only_when_stderr_is_a_terminal(self):
+        directory = self.saved_dir([SEED, FLAG_UPDATED])
+        with Recorder() as receiver:
+            primary, secondary = pty.openpty()
+            try:
+                completed = subprocess.run(
+                    [DFHOOK, "replay", "--to", receiver.url(), directory],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=secondary,
+                    env={"PATH": os.environ.get("PATH", "")}, timeout=60, check=False)
+                os.close(secondary)
+                secondary = None
+                drawn = b""
+                while True:
+                    try:
+                        chunk = os.read(primary, 65536)
+                    except OSError:  # EIO: the terminal's other side is closed
+                        break
+                    if not chunk:
+                        break
+                    drawn += chunk
+            finally:
+                if secondary is not None:
+                    os.close(secondary)
+                os.close(primary)
+            self.assertEqual(completed.returncode, 0, drawn)
+            self.assertIn(b"] 2/2 files, 2 sent, 0 failed", drawn)
+            self.assertTrue(drawn.endswith(b"\r\x1b[K"), drawn)
+            self.assertNotIn(b"files,", completed.stdout)
+            plain = run("replay", "--to", receiver.url(), directory)
+            self.assertEqual(plain.code, 0, plain)
+            self.assertNotIn("files,", plain.err)
 
     def test_unreadable_input_and_usage_errors_exit_2(self):
         with Recorder() as receiver:
