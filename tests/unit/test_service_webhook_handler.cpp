@@ -540,6 +540,28 @@ TEST_SUITE("step 6: filters") {
               .status == 202);
     CHECK(h.post_signed(datafile_update()).status == 400);
   }
+
+  TEST_CASE("a URL seen before gets the same verdict, also after many other URLs") {
+    Harness h;
+    const std::string evil = datafile_update({}, 5, 1234, "https://evil.example/json/1234.json");
+    const std::string refused = R"({"status":"error","error":"host 'evil.example' is not allowed",)"
+                                R"("pointer":"/data/cdn_url"})";
+    CHECK(h.post_signed(evil).body == refused);
+    CHECK(h.post_signed(evil).body == refused);
+    CHECK(h.post_signed(datafile_update()).status == 202);
+    CHECK(h.post_signed(datafile_update()).status == 202);
+    // More distinct URLs than the handler remembers: the first ones are judged again.
+    for (int i = 0; i < 100; ++i) {
+      const std::string host = "cdn" + std::to_string(i) + ".example";
+      const auto answer =
+          h.post_signed(datafile_update({}, 5, 1234, "https://" + host + "/1.json"));
+      REQUIRE(answer.status == 400);
+      CHECK(answer.body.find("host '" + host + "' is not allowed") != std::string::npos);
+    }
+    CHECK(h.post_signed(evil).body == refused);
+    CHECK(h.post_signed(datafile_update()).status == 202);
+    CHECK(h.queue.requests.size() == 3);
+  }
 }
 
 TEST_SUITE("step 7: stored revision") {

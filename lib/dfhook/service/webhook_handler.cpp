@@ -40,6 +40,9 @@ constexpr std::string_view k_metrics_type = "text/plain; version=0.0.4; charset=
 
 // More X-Hub-Signature fields than this in one request is not a sender we know: refused.
 constexpr std::size_t k_max_signature_fields = 8;
+// URL verdicts kept by the handler; when full they are forgotten at once (a signed sender
+// that names this many different URLs gains nothing from the memory).
+constexpr std::size_t k_remembered_urls = 64;
 // Values from the payload are cut to this in log lines.
 constexpr std::size_t k_log_value_limit = 100;
 
@@ -229,6 +232,22 @@ void WebhookHandler::on_answered(std::string_view target, int status) noexcept {
   m_context.metrics.count_request(route_of(target), status);
 }
 
+net::UrlCheck WebhookHandler::check_url(std::string_view url) {
+  {
+    const std::lock_guard lock(m_url_mutex);
+    if (const auto found = m_url_verdicts.find(url); found != m_url_verdicts.end()) {
+      return found->second;
+    }
+  }
+  net::UrlCheck check = net::check_datafile_url(url, m_options.allowed_hosts, m_options.allow_http);
+  const std::lock_guard lock(m_url_mutex);
+  if (m_url_verdicts.size() >= k_remembered_urls) {
+    m_url_verdicts.clear();
+  }
+  m_url_verdicts.emplace(std::string(url), check);
+  return check;
+}
+
 void WebhookHandler::handle_webhook(const net::HttpRequest& request, net::HttpResponse& response) {
   // Step 4: the signature, before anything looks at the body.
   std::optional<core::SecretSet::Match> match;
@@ -380,8 +399,7 @@ void WebhookHandler::handle_webhook(const net::HttpRequest& request, net::HttpRe
   }
   for (const auto& [url, pointer] : {std::pair{&payload.cdn_url, "/data/cdn_url"},
                                      std::pair{&payload.origin_url, "/data/origin_url"}}) {
-    const net::UrlCheck check =
-        net::check_datafile_url(*url, m_options.allowed_hosts, m_options.allow_http);
+    const net::UrlCheck check = check_url(*url);
     if (!check.ok()) {
       answer_error(response, 400, check.reason, pointer);
       log_delivery(DeliveryOutcome::invalid, "invalid", &payload,
