@@ -87,19 +87,17 @@ DatafileSource StoreFetcher::source_for(const UpdateRequest& request,
   source.environment = request.environment;
   // Only SDK-key datafiles (…/datafiles/<SDK_KEY>.json) have an authenticated twin.
   const net::UrlParse parsed = net::parse_url(request.cdn_url);
-  if (!parsed.url || parsed.url->path.find("/datafiles/") == std::string::npos) {
+  const std::string auth_url = authenticated_datafile_url(request.name);
+  if (!parsed.url || parsed.url->path.find("/datafiles/") == std::string::npos ||
+      auth_url.empty()) {
     return source;
   }
-  const std::lock_guard lock(m_mutex);
   const std::string_view sdk_key =
-      std::string_view(request.name)
-          .substr(0, request.name.size() - std::string_view(".json").size());
+      std::string_view(request.name).substr(0, request.name.rfind('.'));
+  const std::lock_guard lock(m_mutex);
   if (const auto token = core::find_token(m_tokens, sdk_key)) {
-    const std::string auth_url = authenticated_datafile_url(request.name);
-    if (!auth_url.empty()) {
-      source.url = auth_url;
-      source.headers.push_back(fmt::format("Authorization: Bearer {}", *token));
-    }
+    source.url = auth_url;
+    source.headers.push_back(fmt::format("Authorization: Bearer {}", *token));
   }
   return source;
 }
