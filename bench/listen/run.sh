@@ -88,7 +88,8 @@ http {
   scgi_temp_path $tmp/nginx/scgi;
   types { application/json json; }
   log_format timing escape=json '{"uri":"\$request_uri","status":\$status,'
-    '"bytes":\$body_bytes_sent,"request_time":\$request_time,"msec":\$msec}';
+    '"bytes":\$body_bytes_sent,"request_time":\$request_time,"msec":\$msec,'
+    '"connection":\$connection,"connection_requests":\$connection_requests}';
   keepalive_requests 100000000;
   server {
     listen 127.0.0.1:$cdn_port ssl;
@@ -185,8 +186,9 @@ measure() {  # measure NAME PID URL SIGNATURE
   errors=$(sed -n 's/^ *Socket errors: //p' "$out")
   hwm=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
   awk -v n="$name" -v r="$rate" -v q="$requests" -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" \
-    -v p="$p99" -v m="$hwm" -v s="$statuses" -v e="${errors:-none}" \
-    'BEGIN { printf "| %s | %s | %.1f | %.2f | %s | %s | %s |\n", n, r, t / hz * 1e6 / q, p / 1000, m, s, e }'
+    -v p="$p99" -v m="$hwm" -v s="$statuses" -v e="${errors:-none}" -v rows="$tmp/rows" \
+    'BEGIN { printf "| %s | %s | %.1f | %.2f | %s | %s | %s |\n", n, r, t / hz * 1e6 / q, p / 1000, m, s, e
+             printf "%s\t%s\t%.2f\t%.3f\t%s\n", n, r, t / hz * 1e6 / q, p / 1000, m >> rows }'
 }
 
 echo
@@ -205,6 +207,25 @@ for round in $(seq "$rounds"); do
 done
 echo
 echo "load average after: $(cat /proc/loadavg)"
+echo
+echo "medians over $rounds rounds, and the goals"
+python3 - "$tmp/rows" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, rate, cpu, p99, hwm = line.rstrip("\n").split("\t")
+    rows.setdefault(name, []).append((float(rate), float(cpu), float(p99), float(hwm)))
+med = {n: [statistics.median(v[i] for v in r) for i in range(4)] for n, r in rows.items()}
+for n, (rate, cpu, p99, hwm) in med.items():
+    print(f"| {n} | {rate:.0f} req/s | {cpu:.1f} µs/req | p99 {p99:.2f} ms | VmHWM {max(v[3] for v in rows[n]):.1f} MiB |")
+ng = med["nginx return 204"]
+for n, w in (("dfhook, wrong signature", "webhook, wrong signature"),
+             ("dfhook, signed up-to-date", "webhook, signed (runs /bin/true)")):
+    rate, cpu, p99, hwm = med[n]
+    print(f"{n}: {rate / med[w][0]:.2f}x {w} (goal >= 3), {rate / ng[0]:.2f}x nginx (goal >= 0.4), "
+          f"{cpu:.1f} µs/req (goal <= 25), p99 {p99 / ng[2]:.2f}x nginx's (goal <= 2.5), "
+          f"VmHWM {max(v[3] for v in rows[n]):.1f} MiB (goal < 30)")
+PY
 echo "dfhook log: $(wc -l <"$tmp/dfhook.log") lines, $(grep -c '"msg":"rejected requests"' "$tmp/dfhook.log" || true) rejection summaries"
 
 # The time from a webhook to its datafile on disk (dfhook is already running; same CDN).

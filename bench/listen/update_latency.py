@@ -161,10 +161,12 @@ def main():
                      "request_time": request_ms, "fetch_ms": float(updated["fetch_ms"]),
                      "beyond_nginx": total_ms - request_ms,
                      "beyond_fetch_ms": total_ms - float(updated["fetch_ms"]),
-                     "after_cdn": (stored_wall - float(fetched[0]["msec"])) * 1000})
+                     "after_cdn": (stored_wall - float(fetched[0]["msec"])) * 1000,
+                     "connection": fetched[0].get("connection")})
     conn.close()
     print(f"{updates} updates, revisions {first}..{first + updates - 1}, datafiles of "
-          f"{min(sizes)}..{max(sizes)} bytes (gen-datafile.py --flags {flags})")
+          f"{min(sizes)}..{max(sizes)} bytes (gen-datafile.py --flags {flags}), downloaded over "
+          f"{len({r['connection'] for r in rows})} TLS connection(s)")
     print("| measure | median | p90 | min | max | unit |")
     print("| --- | --- | --- | --- | --- | --- |")
     print(summary("POST sent -> 202 read", [r["answer"] for r in rows], "ms"))
