@@ -70,6 +70,49 @@ TEST_CASE("signs the raw bytes, escapes and layout included") {
   }
 }
 
+TEST_CASE("gives openssl dgst's digests at the SHA-1 block boundaries") {
+  // openssl dgst -sha1 -hmac KEY over the same bytes.
+  SUBCASE("a key of exactly one block is used as it is") {
+    CHECK(hex(hmac_sha1(std::string(64, 'k'), "abc")) ==
+          "7c44f6972fe89fcc6df413921b6e3616adffa964");
+  }
+  SUBCASE("a key one byte longer than a block is hashed first") {
+    CHECK(hex(hmac_sha1(std::string(65, 'k'), "abc")) ==
+          "5a862526949f6b70acd6243269508b526c52d2a0");
+  }
+  SUBCASE("a non-ASCII key is used as its UTF-8 bytes") {
+    CHECK(hex(hmac_sha1("cl\xc3\xa9 \xf0\x9f\x94\x91", "x")) ==
+          "01b6f6c422460a468fffb613d5b6f31f385c14ed");
+  }
+  SUBCASE("messages around the padding boundaries: 55, 56, 63 and 64 bytes") {
+    CHECK(hex(hmac_sha1(k_secret, std::string(55, 'm'))) ==
+          "31dd2a4de9eabf8a08ac247aefa4d02229382f5f");
+    CHECK(hex(hmac_sha1(k_secret, std::string(56, 'm'))) ==
+          "993ac58835721ac4044ac1dc7e60526459366e64");
+    CHECK(hex(hmac_sha1(k_secret, std::string(63, 'm'))) ==
+          "c79e309c5e7f7f7ceed0816edfacf9bab964934c");
+    CHECK(hex(hmac_sha1(k_secret, std::string(64, 'm'))) ==
+          "14bb99ad1c9a8e6100ae22bf0d81fe32b5030cbd");
+  }
+  SUBCASE("a long message") {
+    std::string message;
+    for (std::size_t i = 0; i < 100000; ++i) {
+      message += static_cast<char>('a' + i % 26);
+    }
+    CHECK(hex(hmac_sha1(k_secret, message)) == "57e76412de621e097adf2cb8fa4e6261db554325");
+  }
+}
+
+TEST_CASE("one key computes many digests in a row, each from the keyed state") {
+  const SigningKey key(k_secret);
+  const SigningKey other("another-secret");
+  for (int i = 0; i < 3; ++i) {
+    CHECK(hex(key.compute(k_seed_payload)) == "e8c4e277c194cf9e38f998e1334028645534b7b2");
+    CHECK(hex(key.compute("")) == "2235dde5ff3e4dc704a66dd6b4620a2eeef5fbce");
+    CHECK(other.compute(k_seed_payload) == hmac_sha1("another-secret", k_seed_payload));
+  }
+}
+
 TEST_CASE("a signing key gives the same digest on every call") {
   const SigningKey key(k_secret);
   const Digest first = key.compute(k_seed_payload);

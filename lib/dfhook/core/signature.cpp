@@ -2,11 +2,10 @@
 
 #include "dfhook/core/error.hpp"
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
 
+#include <algorithm>
 #include <memory>
 #include <new>
 #include <utility>
@@ -55,29 +54,56 @@ const unsigned char* bytes(std::string_view text) {
   return reinterpret_cast<const unsigned char*>(text.data());
 }
 
-// The HMAC algorithm object is fetched once per process: fetching looks it up in the provider
-// tables under a lock, which is the slowest part of a one-shot HMAC.
-EVP_MAC* hmac_algorithm() {
-  static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  if (mac == nullptr) {
-    throw failure("OpenSSL offers no HMAC implementation");
+// SHA-1 is fetched once per process: fetching looks it up in the provider tables under a lock,
+// which is the slowest part of a one-shot HMAC.
+const EVP_MD* sha1_algorithm() {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  if (md == nullptr) {
+    throw failure("OpenSSL cannot compute HMAC-SHA1 in this configuration");
   }
-  return mac;
+  return md;
 }
 
-struct MacCtxDeleter {
-  void operator()(EVP_MAC_CTX* ctx) const noexcept { EVP_MAC_CTX_free(ctx); }
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
 };
-using MacCtx = std::unique_ptr<EVP_MAC_CTX, MacCtxDeleter>;
+using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
-Digest finish(EVP_MAC_CTX* ctx, std::string_view message) {
-  Digest digest{};
-  std::size_t length = 0;
-  if (EVP_MAC_update(ctx, bytes(message), message.size()) != 1 ||
-      EVP_MAC_final(ctx, digest.data(), &length, digest.size()) != 1 || length != digest.size()) {
+constexpr std::size_t k_block = 64;  // SHA-1's block size, HMAC's key pad length
+
+MdCtx new_md_ctx() {
+  MdCtx ctx(EVP_MD_CTX_new());
+  if (!ctx) {
+    throw std::bad_alloc();
+  }
+  return ctx;
+}
+
+// A SHA-1 state that has absorbed the 64-byte key pad, for HMAC's inner or outer hash.
+MdCtx keyed_state(const std::array<unsigned char, k_block>& pad) {
+  MdCtx ctx = new_md_ctx();
+  if (EVP_DigestInit_ex2(ctx.get(), sha1_algorithm(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), pad.data(), pad.size()) != 1) {
+    throw failure("OpenSSL cannot compute HMAC-SHA1 in this configuration");
+  }
+  return ctx;
+}
+
+// Each thread's working state: a computation copies a keyed state into it, so concurrent calls
+// share nothing mutable and no call allocates a context of its own.
+EVP_MD_CTX* scratch_state() {
+  thread_local const MdCtx scratch = new_md_ctx();
+  return scratch.get();
+}
+
+// Continues `keyed` (copied into `work`) with `message`, into `out`.
+void hash_from(EVP_MD_CTX* work, const EVP_MD_CTX* keyed, const unsigned char* message,
+               std::size_t size, Digest& out) {
+  unsigned int length = 0;
+  if (EVP_MD_CTX_copy_ex(work, keyed) != 1 || EVP_DigestUpdate(work, message, size) != 1 ||
+      EVP_DigestFinal_ex(work, out.data(), &length) != 1 || length != out.size()) {
     throw failure("HMAC-SHA1 computation failed in OpenSSL");
   }
-  return digest;
 }
 
 }  // namespace
@@ -136,48 +162,60 @@ Digest hmac_sha1(std::string_view key, std::string_view message) {
   return SigningKey(key).compute(message);
 }
 
+// HMAC (RFC 2104) over OpenSSL's SHA-1: H((K ^ opad) || H((K ^ ipad) || message)), the key
+// hashed first when it is longer than a block. The states after the two pads are kept, so a
+// computation is two state copies and the message's blocks plus one.
 SigningKey::SigningKey(std::string_view key) {
-  MacCtx ctx(EVP_MAC_CTX_new(hmac_algorithm()));
-  if (!ctx) {
-    throw std::bad_alloc();
+  std::array<unsigned char, k_block> pad{};
+  if (key.size() > k_block) {
+    unsigned int length = 0;
+    if (EVP_Digest(key.data(), key.size(), pad.data(), &length, sha1_algorithm(), nullptr) != 1) {
+      throw failure("OpenSSL cannot compute HMAC-SHA1 in this configuration");
+    }
+  } else {
+    std::copy(key.begin(), key.end(), pad.begin());
   }
-  char digest_name[] = "SHA1";
-  const OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
-      OSSL_PARAM_construct_end(),
-  };
-  // An empty key still needs a non-null pointer: OpenSSL reads a null key as "keep the old one".
-  static const unsigned char k_empty = 0;
-  const unsigned char* key_bytes = key.empty() ? &k_empty : bytes(key);
-  if (EVP_MAC_init(ctx.get(), key_bytes, key.size(), params) != 1) {
-    throw failure("OpenSSL cannot compute HMAC-SHA1 in this configuration");
+  std::array<unsigned char, k_block> inner_pad{};
+  std::array<unsigned char, k_block> outer_pad{};
+  for (std::size_t i = 0; i < k_block; ++i) {
+    inner_pad[i] = static_cast<unsigned char>(pad[i] ^ 0x36U);
+    outer_pad[i] = static_cast<unsigned char>(pad[i] ^ 0x5CU);
   }
-  m_ctx = ctx.release();
+  MdCtx inner = keyed_state(inner_pad);
+  MdCtx outer = keyed_state(outer_pad);
+  OPENSSL_cleanse(pad.data(), pad.size());
+  OPENSSL_cleanse(inner_pad.data(), inner_pad.size());
+  OPENSSL_cleanse(outer_pad.data(), outer_pad.size());
+  m_inner = inner.release();
+  m_outer = outer.release();
 }
 
-SigningKey::SigningKey(SigningKey&& other) noexcept : m_ctx(std::exchange(other.m_ctx, nullptr)) {}
+SigningKey::SigningKey(SigningKey&& other) noexcept
+    : m_inner(std::exchange(other.m_inner, nullptr)),
+      m_outer(std::exchange(other.m_outer, nullptr)) {}
 
 SigningKey& SigningKey::operator=(SigningKey&& other) noexcept {
   if (this != &other) {
-    EVP_MAC_CTX_free(m_ctx);
-    m_ctx = std::exchange(other.m_ctx, nullptr);
+    EVP_MD_CTX_free(m_inner);
+    EVP_MD_CTX_free(m_outer);
+    m_inner = std::exchange(other.m_inner, nullptr);
+    m_outer = std::exchange(other.m_outer, nullptr);
   }
   return *this;
 }
 
 SigningKey::~SigningKey() {
-  EVP_MAC_CTX_free(m_ctx);
+  EVP_MD_CTX_free(m_inner);
+  EVP_MD_CTX_free(m_outer);
 }
 
-// Duplicating the keyed context copies the precomputed inner and outer SHA-1 states (about
-// 0.6 µs) instead of hashing the padded key again, and gives each call its own state, so
-// concurrent calls share nothing mutable.
 Digest SigningKey::compute(std::string_view message) const {
-  const MacCtx ctx(EVP_MAC_CTX_dup(m_ctx));
-  if (!ctx) {
-    throw std::bad_alloc();
-  }
-  return finish(ctx.get(), message);
+  EVP_MD_CTX* const work = scratch_state();
+  Digest inner{};
+  hash_from(work, m_inner, bytes(message), message.size(), inner);
+  Digest digest{};
+  hash_from(work, m_outer, inner.data(), inner.size(), digest);
+  return digest;
 }
 
 bool SigningKey::verify(std::string_view message, const Digest& expected) const {

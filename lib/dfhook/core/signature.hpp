@@ -38,8 +38,10 @@ using Digest = std::array<unsigned char, 20>;
 // SigningKey avoids redoing the key setup.
 [[nodiscard]] Digest hmac_sha1(std::string_view key, std::string_view message);
 
-// One secret's HMAC-SHA1 state, set up once with the key; each computation starts from a copy
-// of it, so compute() and verify() are safe to call from several threads at once.
+// One secret's HMAC-SHA1 state, set up once with the key: the SHA-1 states after the inner and
+// outer key pads. Each computation continues copies of them in a per-thread context, so
+// compute() and verify() are safe to call from several threads at once and allocate no context
+// per call.
 // Throws std::bad_alloc (or core::Error when OpenSSL refuses HMAC-SHA1, e.g. a FIPS-only
 // configuration) from the constructor; compute() throws the same on allocation failure.
 class SigningKey {
@@ -59,7 +61,8 @@ public:
   [[nodiscard]] bool verify(std::string_view message, const Digest& expected) const;
 
 private:
-  EVP_MAC_CTX* m_ctx = nullptr;
+  EVP_MD_CTX* m_inner = nullptr;
+  EVP_MD_CTX* m_outer = nullptr;
 };
 
 }  // namespace dfhook::core
