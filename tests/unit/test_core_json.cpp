@@ -285,3 +285,24 @@ TEST_CASE("rejects control characters 0x1a..0x1f that RapidJSON's SSE2 scan lets
     }
   }
 }
+
+TEST_CASE("checks the encoding of non-ASCII bytes at every alignment of a long document") {
+  // The fast paths look at 16 bytes at a time for the plain-ASCII case; a UTF-8 sequence or a
+  // stray byte anywhere in a block, or in the tail after the last block, decides on its own.
+  for (std::size_t before = 0; before < 40; ++before) {
+    INFO("after " << before);
+    const std::string head = "{\"a\":\"" + std::string(before, 'x');
+    const std::string tail = std::string(40 - before, 'y') + "\"}";
+    JsonDocument document;
+    REQUIRE_FALSE(document.parse(head + "caf\xC3\xA9 \xF0\x9F\x9A\x80" + tail));
+    CHECK(document.root().find("a")->string() == std::string(before, 'x') +
+                                                     "caf\xC3\xA9 \xF0\x9F\x9A\x80" +
+                                                     std::string(40 - before, 'y'));
+    const std::optional<Problem> stray = document.parse(head + "\xC3(" + tail);
+    REQUIRE(stray.has_value());
+    CHECK(stray->reason == "invalid UTF-8");
+    CHECK(stray->offset == head.size());
+    // The bytes around the range 0x1a..0x1f are ordinary: 0x20 inside, DEL too.
+    REQUIRE_FALSE(document.parse(head + " \x7F" + tail));
+  }
+}

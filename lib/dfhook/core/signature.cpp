@@ -6,6 +6,8 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <array>
+#include <cstddef>
 #include <memory>
 #include <new>
 #include <utility>
@@ -17,18 +19,21 @@ namespace {
 constexpr std::string_view k_prefix = "sha1=";
 constexpr char k_hex_digits[] = "0123456789abcdef";
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
+// Hex digit values by byte, 0xFF for a byte that is not one: a lookup, not comparisons, since
+// the digits of a signature are random and branching on each would be mispredicted half the
+// time.
+constexpr std::array<unsigned char, 256> k_hex_values = [] {
+  std::array<unsigned char, 256> values{};
+  values.fill(0xFF);
+  for (int i = 0; i < 10; ++i) {
+    values[static_cast<std::size_t>('0' + i)] = static_cast<unsigned char>(i);
   }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
+  for (int i = 0; i < 6; ++i) {
+    values[static_cast<std::size_t>('a' + i)] = static_cast<unsigned char>(10 + i);
+    values[static_cast<std::size_t>('A' + i)] = static_cast<unsigned char>(10 + i);
   }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
+  return values;
+}();
 
 bool is_blank(char c) {
   return c == ' ' || c == '\t';
@@ -121,13 +126,16 @@ std::optional<Digest> parse_signature_header(std::string_view value) {
     return std::nullopt;
   }
   value.remove_prefix(k_prefix.size());
+  unsigned bad = 0;
   for (std::size_t i = 0; i < digest.size(); ++i) {
-    const int high = hex_value(value[2 * i]);
-    const int low = hex_value(value[2 * i + 1]);
-    if (high < 0 || low < 0) {
-      return std::nullopt;
-    }
-    digest[i] = static_cast<unsigned char>(high * 16 + low);
+    const unsigned high = k_hex_values[static_cast<unsigned char>(value[2 * i])];
+    const unsigned low = k_hex_values[static_cast<unsigned char>(value[2 * i + 1])];
+    bad |= high | low;
+    digest[i] = static_cast<unsigned char>((high << 4U) | (low & 0x0FU));
+  }
+  // A byte that is not a hex digit sets the high bits.
+  if ((bad & 0xF0U) != 0) {
+    return std::nullopt;
   }
   return digest;
 }
