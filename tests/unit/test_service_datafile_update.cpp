@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <deque>
 
 using namespace dfhook;
@@ -57,9 +58,18 @@ public:
       result.message = fmt::format("cannot download '{}': HTTP {}", url, a.status);
       return result;
     }
+    if (!failed_attempt.empty()) {
+      sink.reset();
+      REQUIRE(sink.write(failed_attempt));
+      failed_attempt.clear();
+    }
     sink.reset();
     if (a.status == 200) {
-      sink.write(a.body);
+      const std::size_t step =
+          chunk_size == 0 ? std::max<std::size_t>(a.body.size(), 1) : chunk_size;
+      for (std::size_t at = 0; at < a.body.size(); at += step) {
+        REQUIRE(sink.write(std::string_view(a.body).substr(at, step)));
+      }
     }
     result.etag = a.etag;
     result.last_modified = a.last_modified;
@@ -67,6 +77,8 @@ public:
   }
 
   std::vector<Asked> asked;
+  std::size_t chunk_size = 0;  // bodies are written in chunks of this size; 0: in one
+  std::string failed_attempt;  // written before a reset, as by an attempt that broke off
 
 private:
   std::deque<Answer> m_answers;
@@ -250,4 +262,39 @@ TEST_CASE("extra header lines are passed to the downloader") {
   f.cdn.answer({200, datafile("1234", 7), "", ""});
   REQUIRE(f.update().status == UpdateStatus::updated);
   CHECK(f.cdn.asked[0].headers == std::vector<std::string>{"Authorization: Bearer t"});
+}
+
+TEST_CASE("a body that arrives in many chunks is stored whole and its problems located") {
+  // Blocks of 1 MiB inside the job: the body spans several.
+  std::string big = datafile("1234", 9);
+  big.insert(big.size() - 1, R"(,"padding":")" + std::string(std::size_t{3} << 20, 'x') + "\"");
+  Fixture f;
+  f.cdn.chunk_size = 16384;
+  f.cdn.answer({200, big, "\"v9\"", ""});
+  REQUIRE(f.update().status == UpdateStatus::updated);
+  CHECK(read_bytes(f.dir / "1234.json") == big);
+  CHECK(f.store.verified("1234.json")->size == big.size());
+
+  // A problem past the first block, on line 3: its line and column count every chunk.
+  std::string bad = datafile("1234", 10);
+  bad.insert(bad.size() - 1, R"(,"padding":")" + std::string(std::size_t{3} << 20, 'x') +
+                                 "\"\n,\n \"groups\":[]");
+  f.cdn.chunk_size = 1000;
+  f.cdn.answer({200, bad, "\"v10\"", ""});
+  const UpdateReport report = f.update();
+  CHECK(report.status == UpdateStatus::failed);
+  CHECK(report.message.find(":3:2: invalid datafile: ") != std::string::npos);
+  CHECK(read_bytes(f.dir / "1234.json") == big);
+}
+
+TEST_CASE("bytes of an attempt that broke off are forgotten") {
+  Fixture f;
+  f.cdn.failed_attempt = R"({"version":"4","projectId":"5678")";
+  f.cdn.chunk_size = 7;
+  f.cdn.answer({200, datafile("1234", 7), "\"v7\"", ""});
+  REQUIRE(f.update().status == UpdateStatus::updated);
+  CHECK(read_bytes(f.dir / "1234.json") == datafile("1234", 7));
+  for (const auto& entry : std::filesystem::directory_iterator(f.dir.path())) {
+    CHECK(entry.path().filename().string().find(".tmp.") == std::string::npos);
+  }
 }

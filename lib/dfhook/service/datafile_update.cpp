@@ -7,27 +7,203 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
 #include <exception>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 namespace dfhook::service {
 
 namespace {
 
-// Keeps the body of a 200 in memory: it is validated whole before a byte of it is stored,
-// and the client's size limit bounds it.
-class MemorySink final : public net::BodySink {
+// The body of a 200 as it downloads: copied into blocks that never move (they bound the
+// memory like the client's size limit and give the line:column of a problem), written to the
+// pending datafile (which hashes it) and validated on a second thread. When the last byte
+// arrives only the verdict, the fsync and the rename are left; nothing of it becomes the
+// datafile before commit().
+class StreamingSink final : public net::BodySink {
 public:
-  void reset() override { m_body.clear(); }
-  bool write(std::string_view chunk) override {
-    m_body.append(chunk);
-    return true;
+  StreamingSink(io::DatafileStore& store, std::string name,
+                std::optional<std::string> expected_project)
+      : m_store(store), m_name(std::move(name)), m_expected(std::move(expected_project)) {}
+  ~StreamingSink() override { stop_validator(); }
+  StreamingSink(const StreamingSink&) = delete;
+  StreamingSink& operator=(const StreamingSink&) = delete;
+
+  void reset() override {
+    stop_validator();
+    m_blocks.clear();
+    m_size = 0;
+    m_pending.reset();
+    m_failure = nullptr;
+    m_abandoned = false;
+    m_ended = false;
   }
-  [[nodiscard]] const std::string& body() const noexcept { return m_body; }
+
+  bool write(std::string_view chunk) override {
+    try {
+      append(chunk);
+      if (!m_pending) {
+        m_pending = m_store.begin(m_name);
+      }
+      m_pending->write(chunk);
+      return true;
+    } catch (...) {
+      // An exception must not cross libcurl's C frames; rethrow_failure() reports it.
+      m_failure = std::current_exception();
+      return false;
+    }
+  }
+
+  // What write() failed with (a store error, std::bad_alloc), rethrown; nothing when it did not.
+  void rethrow_failure() const {
+    if (m_failure) {
+      std::rethrow_exception(m_failure);
+    }
+  }
+
+  // The body is complete: the validator's verdict on it.
+  core::Parsed<core::DatafileInfo> finish() {
+    start_validator();
+    {
+      const std::lock_guard lock(m_mutex);
+      m_ended = true;
+    }
+    m_more.notify_one();
+    m_validator.join();
+    if (m_validator_failure) {
+      std::rethrow_exception(m_validator_failure);
+    }
+    if (!m_verdict) {
+      throw std::logic_error("the datafile validator ended without a verdict");
+    }
+    return std::move(*m_verdict);
+  }
+
+  [[nodiscard]] std::uint64_t size() const noexcept { return m_size; }
+
+  // The pending datafile holding the body (begun now if the body was empty).
+  std::unique_ptr<io::PendingDatafile> take_pending() {
+    return m_pending ? std::move(m_pending) : m_store.begin(m_name);
+  }
+
+  [[nodiscard]] core::LineColumn line_column(std::size_t offset) const {
+    core::LineColumn origin;
+    for (std::size_t i = 0; i < m_blocks.size(); ++i) {
+      const std::size_t start = i * k_block_size;
+      const std::string_view block(m_blocks[i].get(), std::min(k_block_size, m_size - start));
+      if (offset < start + block.size()) {
+        return core::line_column(block, offset - start, origin);
+      }
+      origin = core::line_column(block, block.size(), origin);
+    }
+    return origin;
+  }
 
 private:
-  std::string m_body;
+  static constexpr std::size_t k_block_size = std::size_t{1} << 20;
+
+  struct Abandoned {};
+
+  // Reads the blocks in order as write() fills them, waiting for more.
+  class Source final : public core::ByteSource {
+  public:
+    explicit Source(StreamingSink& sink) : m_sink(sink) {}
+    std::string_view next() override {
+      std::unique_lock lock(m_sink.m_mutex);
+      m_sink.m_more.wait(lock, [&] {
+        return m_sink.m_abandoned || m_sink.m_ended || m_read < m_sink.m_size;
+      });
+      if (m_sink.m_abandoned) {
+        throw Abandoned{};
+      }
+      if (m_read == m_sink.m_size) {
+        return {};
+      }
+      const std::size_t index = m_read / k_block_size;
+      const std::size_t at = m_read % k_block_size;
+      const std::size_t length = std::min(k_block_size - at, m_sink.m_size - m_read);
+      m_read += length;
+      return {m_sink.m_blocks[index].get() + at, length};
+    }
+
+  private:
+    StreamingSink& m_sink;
+    std::uint64_t m_read = 0;
+  };
+
+  void append(std::string_view chunk) {
+    while (!chunk.empty()) {
+      const std::size_t at = m_size % k_block_size;
+      if (at == 0 && m_size / k_block_size == m_blocks.size()) {
+        auto block = std::make_unique_for_overwrite<char[]>(k_block_size);
+        const std::lock_guard lock(m_mutex);
+        m_blocks.push_back(std::move(block));
+      }
+      const std::size_t length = std::min(k_block_size - at, chunk.size());
+      std::memcpy(m_blocks[m_size / k_block_size].get() + at, chunk.data(), length);
+      chunk.remove_prefix(length);
+      {
+        const std::lock_guard lock(m_mutex);
+        m_size += length;
+      }
+      start_validator();
+      m_more.notify_one();
+    }
+  }
+
+  void start_validator() {
+    if (m_validator.joinable()) {
+      return;
+    }
+    m_verdict.reset();
+    m_validator_failure = nullptr;
+    m_validator = std::thread([this] {
+      try {
+        Source source(*this);
+        m_verdict.emplace(core::validate_datafile(source, m_expected));
+      } catch (const Abandoned&) {
+        // reset() or destruction: this attempt's verdict is not wanted.
+      } catch (...) {
+        m_validator_failure = std::current_exception();
+      }
+    });
+  }
+
+  void stop_validator() noexcept {
+    if (!m_validator.joinable()) {
+      return;
+    }
+    {
+      const std::lock_guard lock(m_mutex);
+      m_abandoned = true;
+    }
+    m_more.notify_one();
+    m_validator.join();
+  }
+
+  io::DatafileStore& m_store;
+  std::string m_name;
+  std::optional<std::string> m_expected;
+  std::vector<std::unique_ptr<char[]>> m_blocks;
+  std::unique_ptr<io::PendingDatafile> m_pending;
+  std::exception_ptr m_failure;
+
+  std::mutex m_mutex;  // guards m_blocks' growth, m_size, m_ended and m_abandoned
+  std::condition_variable m_more;
+  std::uint64_t m_size = 0;
+  bool m_ended = false;
+  bool m_abandoned = false;
+
+  std::thread m_validator;  // the results below are read after join()
+  std::optional<core::Parsed<core::DatafileInfo>> m_verdict;
+  std::exception_ptr m_validator_failure;
 };
 
 UpdateReport failed(UpdateReport report, std::string message) {
@@ -60,11 +236,18 @@ UpdateReport update_datafile(net::Downloader& downloader, io::DatafileStore& sto
     }
     report.previous_revision = revision_of(intact ? intact : store.current(source.name));
 
-    MemorySink sink;
+    std::optional<std::string> expected_project;
+    if (source.project_id) {
+      expected_project = std::to_string(*source.project_id);
+    }
+    StreamingSink sink(store, source.name, expected_project);
     const auto started = std::chrono::steady_clock::now();
     const net::FetchResult fetched = downloader.fetch(source.url, validators, sink, source.headers);
     report.fetch_duration = std::chrono::steady_clock::now() - started;
     if (!fetched.ok()) {
+      if (fetched.error == net::FetchError::aborted) {
+        sink.rethrow_failure();
+      }
       return failed(std::move(report), fetched.message);
     }
 
@@ -82,16 +265,11 @@ UpdateReport update_datafile(net::Downloader& downloader, io::DatafileStore& sto
       return report;
     }
 
-    const std::string& body = sink.body();
-    report.size = body.size();
-    std::optional<std::string> expected_project;
-    if (source.project_id) {
-      expected_project = std::to_string(*source.project_id);
-    }
-    const core::Parsed<core::DatafileInfo> info = core::validate_datafile(body, expected_project);
+    report.size = sink.size();
+    const core::Parsed<core::DatafileInfo> info = sink.finish();
     if (!info) {
       const core::Problem& problem = info.problem();
-      const core::LineColumn at = core::line_column(body, problem.offset);
+      const core::LineColumn at = sink.line_column(problem.offset);
       return failed(std::move(report),
                     fmt::format("'{}':{}:{}: invalid datafile: {}{}{}",
                                 net::redact_url(fetched.url), at.line, at.column, problem.pointer,
@@ -113,8 +291,7 @@ UpdateReport update_datafile(net::Downloader& downloader, io::DatafileStore& sto
       meta.last_modified = fetched.last_modified;
     }
     meta.source_url = source.url;
-    std::unique_ptr<io::PendingDatafile> pending = store.begin(source.name);
-    pending->write(body);
+    std::unique_ptr<io::PendingDatafile> pending = sink.take_pending();
     const io::CommitResult committed = store.commit(std::move(pending), std::move(meta),
                                                     {policy.allow_downgrade, policy.lock_timeout});
     report.path = committed.path;

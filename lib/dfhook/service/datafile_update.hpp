@@ -72,7 +72,9 @@ using HookRunner = std::function<io::HookResult(const io::HookRequest&)>;
 //  - the request is conditional (stored ETag and Last-Modified, exactly as received) only when
 //    the stored datafile is intact (store.verified) and not policy.force;
 //  - a 200 body must be a valid datafile (core::validate_datafile), of source.project_id when
-//    given; it is stored as the exact bytes received, never re-serialized;
+//    given; it is validated on a second thread and written to a pending datafile while it
+//    downloads, and stored (committed) as the exact bytes received, never re-serialized, only
+//    once the whole body is valid;
 //  - a revision below wanted_revision is stale, a revision below the stored one is older
 //    (unless allow_downgrade), and neither is stored;
 //  - when written and policy.hook_command is set, the hook runs (outside the lock) with
