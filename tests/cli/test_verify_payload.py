@@ -4,10 +4,12 @@ import hashlib
 import hmac
 import json
 import os
+import select
+import subprocess
 import tempfile
 import unittest
 
-from dfhook_test import fixture, main, read_fixture, run
+from dfhook_test import DFHOOK, fixture, main, read_fixture, run
 
 SECRET = "test-webhook-secret"
 SEED = read_fixture("seed-payload.json")
@@ -371,6 +373,30 @@ class VerifyPayload(unittest.TestCase):
             self.assertEqual(lines[i], f"-:{i + 1}:1: document {i + 1}: ok project=1234 "
                              f"revision={i + 1} signature=valid")
 
+
+    def test_a_document_on_a_pipe_is_answered_before_the_input_ends(self):
+        # A slow writer (a terminal, a pipe): each completed document is judged at once, not
+        # when a batch fills or the input ends.
+        with subprocess.Popen([DFHOOK, "verify-payload", "--secret", SECRET],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE,
+                              env={k: v for k, v in os.environ.items()
+                                   if not k.startswith("DFHOOK_")}) as process:
+            try:
+                for i in (1, 2):
+                    process.stdin.write(envelope(seed_with(b'"revision":1',
+                                                           f'"revision":{i}'.encode())) + b"\n")
+                    process.stdin.flush()
+                    ready, _, _ = select.select([process.stdout], [], [], 30)
+                    self.assertTrue(ready, f"no answer to document {i} while stdin is open")
+                    self.assertEqual(process.stdout.readline().decode(),
+                                     f"-:{i}:1: document {i}: ok project=1234 revision={i} "
+                                     "signature=valid\n")
+            finally:
+                process.stdin.close()
+                process.wait(timeout=30)
+            self.assertEqual((process.returncode, process.stdout.read(), process.stderr.read()),
+                             (0, b"", b""))
 
 if __name__ == "__main__":
     main()
