@@ -160,7 +160,9 @@ for _ in $(seq 200); do
 done
 echo "then: $answer"
 case $answer in *up-to-date*) ;; *) echo "datafile not stored" >&2; cat "$tmp/dfhook.log" >&2; exit 1 ;; esac
+echo "nginx: $(post "http://127.0.0.1:$ceiling_port/" "$wrong_signature")"
 echo "webhook, wrong signature: $(post "http://127.0.0.1:$webhook_port/hooks/optimizely" "$wrong_signature")"
+echo "webhook, signed: $(post "http://127.0.0.1:$webhook_port/hooks/optimizely" "$good_signature")"
 echo "dfhook, wrong signature: $(post "$dfhook_url" "$wrong_signature")"
 
 cpu_ticks() {  # utime + stime of the whole process, in clock ticks
@@ -182,7 +184,8 @@ measure() {  # measure NAME PID URL SIGNATURE
   requests=$(awk '/requests in/ { print $1 }' "$out")
   rate=$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' "$out")
   p99=$(awk '/^p99_us:/ { print $2 }' "$out")
-  statuses=$(sed -n 's/^statuses: //p' "$out")
+  statuses="$(sed -n 's/^ *Non-2xx or 3xx responses: //p' "$out")"
+  statuses="${statuses:-0} of $requests"
   errors=$(sed -n 's/^ *Socket errors: //p' "$out")
   hwm=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
   awk -v n="$name" -v r="$rate" -v q="$requests" -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" \
@@ -197,7 +200,7 @@ echo "wrk -t1 -c$connections -d${seconds}s --latency, server on CPU $server_cpu,
 for round in $(seq "$rounds"); do
   echo
   echo "round $round (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  echo "| server, requests | req/s | server CPU µs/req | p99 ms | VmHWM MiB | answers | socket errors |"
+  echo "| server, requests | req/s | server CPU µs/req | p99 ms | VmHWM MiB | non-2xx answers | socket errors |"
   echo "| --- | --- | --- | --- | --- | --- | --- |"
   measure "nginx return 204" "$nginx_pid" "http://127.0.0.1:$ceiling_port/" "$wrong_signature"
   measure "webhook, wrong signature" "$webhook_pid" "http://127.0.0.1:$webhook_port/hooks/optimizely" "$wrong_signature"
