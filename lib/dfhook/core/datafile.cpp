@@ -602,44 +602,6 @@ bool is_whitespace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-std::string syntax_reason(rapidjson::ParseErrorCode code, bool at_end, char next) {
-  switch (code) {
-  case rapidjson::kParseErrorDocumentEmpty:
-    return "the document is empty";
-  case rapidjson::kParseErrorValueInvalid:
-    if (next == 'N' || next == 'I') {
-      return "NaN and Infinity are not JSON numbers";
-    }
-    return at_end ? "unexpected end of the document" : "expected a JSON value";
-  case rapidjson::kParseErrorObjectMissName:
-    return at_end ? "unexpected end of the document" : "expected a member name in double quotes";
-  case rapidjson::kParseErrorObjectMissColon:
-    return at_end ? "unexpected end of the document" : "expected ':' after the member name";
-  case rapidjson::kParseErrorObjectMissCommaOrCurlyBracket:
-    return at_end ? "unexpected end of the document" : "expected ',' or '}' after a member";
-  case rapidjson::kParseErrorArrayMissCommaOrSquareBracket:
-    return at_end ? "unexpected end of the document" : "expected ',' or ']' after an element";
-  case rapidjson::kParseErrorStringUnicodeEscapeInvalidHex:
-    return "\\u must be followed by 4 hex digits";
-  case rapidjson::kParseErrorStringUnicodeSurrogateInvalid:
-    return "\\u escape of a UTF-16 high surrogate not followed by a low surrogate";
-  case rapidjson::kParseErrorStringEscapeInvalid:
-    return "invalid escape or unescaped control character in a string";
-  case rapidjson::kParseErrorStringMissQuotationMark:
-    return at_end ? "unexpected end of the document in a string" : "unterminated string";
-  case rapidjson::kParseErrorStringInvalidEncoding:
-    return "invalid UTF-8";
-  case rapidjson::kParseErrorNumberTooBig:
-    return "number too big";
-  case rapidjson::kParseErrorNumberMissFraction:
-    return "expected digits after the decimal point";
-  case rapidjson::kParseErrorNumberMissExponent:
-    return "expected digits in the exponent";
-  default:
-    return "syntax error";
-  }
-}
-
 constexpr unsigned k_parse_flags =
     rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseStopWhenDoneFlag;
 
@@ -673,7 +635,8 @@ Parsed<DatafileInfo> validate_datafile(ByteSource& source,
     const bool here = offset == stream.Tell();
     const bool at_end = here && stream.at_end();
     const char next = here ? stream.Peek() : '\0';
-    return Problem{handler.pointer(), offset, syntax_reason(result.Code(), at_end, next)};
+    return Problem{handler.pointer(), offset,
+                   syntax_reason(result.Code(), at_end, next == 'N' || next == 'I')};
   }
   // StopWhenDone leaves what follows the document to us: RapidJSON's own check would take a
   // NUL byte for the end of the input.

@@ -480,46 +480,6 @@ bool starts_with_non_finite(std::string_view text) {
          text.starts_with("inf");
 }
 
-std::string syntax_reason(rapidjson::ParseErrorCode code, std::string_view text,
-                          std::size_t offset) {
-  const bool at_end = offset >= text.size();
-  switch (code) {
-  case rapidjson::kParseErrorDocumentEmpty:
-    return "the document is empty";
-  case rapidjson::kParseErrorValueInvalid:
-    if (starts_with_non_finite(text.substr(std::min(offset, text.size())))) {
-      return "NaN and Infinity are not JSON numbers";
-    }
-    return at_end ? "unexpected end of the document" : "expected a JSON value";
-  case rapidjson::kParseErrorObjectMissName:
-    return at_end ? "unexpected end of the document" : "expected a member name in double quotes";
-  case rapidjson::kParseErrorObjectMissColon:
-    return at_end ? "unexpected end of the document" : "expected ':' after the member name";
-  case rapidjson::kParseErrorObjectMissCommaOrCurlyBracket:
-    return at_end ? "unexpected end of the document" : "expected ',' or '}' after a member";
-  case rapidjson::kParseErrorArrayMissCommaOrSquareBracket:
-    return at_end ? "unexpected end of the document" : "expected ',' or ']' after an element";
-  case rapidjson::kParseErrorStringUnicodeEscapeInvalidHex:
-    return "\\u must be followed by 4 hex digits";
-  case rapidjson::kParseErrorStringUnicodeSurrogateInvalid:
-    return "\\u escape of a UTF-16 high surrogate not followed by a low surrogate";
-  case rapidjson::kParseErrorStringEscapeInvalid:
-    return "invalid escape or unescaped control character in a string";
-  case rapidjson::kParseErrorStringMissQuotationMark:
-    return at_end ? "unexpected end of the document in a string" : "unterminated string";
-  case rapidjson::kParseErrorStringInvalidEncoding:
-    return "invalid UTF-8";
-  case rapidjson::kParseErrorNumberTooBig:
-    return "number too big";
-  case rapidjson::kParseErrorNumberMissFraction:
-    return "expected digits after the decimal point";
-  case rapidjson::kParseErrorNumberMissExponent:
-    return "expected digits in the exponent";
-  default:
-    return "syntax error";
-  }
-}
-
 // Swallows the bytes RapidJSON's encoding check copies.
 struct NullOutput {
   using Ch = char;
@@ -794,7 +754,9 @@ private:
       --offset;
     }
     prefix.problem =
-        Problem{m_handler.pointer(), offset, syntax_reason(result.Code(), text, offset)};
+        Problem{m_handler.pointer(), offset,
+                syntax_reason(result.Code(), offset >= text.size(),
+                              starts_with_non_finite(text.substr(std::min(offset, text.size()))))};
     return prefix;
   }
 

@@ -14,3 +14,14 @@
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif
+
+#include <string>
+
+namespace dfhook::core {
+
+// The project's words for a RapidJSON syntax error: `at_end` when the error is at the end of
+// the input (a cut document), `non_finite` when the offending value starts like NaN or Infinity.
+[[nodiscard]] std::string syntax_reason(rapidjson::ParseErrorCode code, bool at_end,
+                                        bool non_finite);
+
+}  // namespace dfhook::core
