@@ -2,7 +2,8 @@
 # dfhook listen under load, side by side with adnanh/webhook and an nginx `return 204`, then the
 # time from a webhook to its datafile on disk. Loopback only; every process started here is
 # stopped by its PID. Usage:
-#   bench/listen/run.sh [SECONDS_PER_RUN] [ROUNDS]      (defaults: 10 and 3)
+#   bench/listen/run.sh [SECONDS_PER_RUN] [ROUNDS]      (defaults: 10 and 3; ROUNDS 0: only
+#                                                       the webhook-to-disk latency)
 # DFHOOK_BIN picks the binary (default build/release/apps/dfhook/dfhook; dfhook-net must sit
 # next to it). Needs wrk, webhook, nginx, openssl, curl, python3, taskset (scripts/bootstrap bench).
 set -euo pipefail
@@ -211,7 +212,7 @@ done
 echo
 echo "load average after: $(cat /proc/loadavg)"
 echo
-echo "medians over $rounds rounds, and the goals"
+[ "$rounds" -gt 0 ] && echo "medians over $rounds rounds, and the goals" &&
 python3 - "$tmp/rows" <<'PY'
 import statistics, sys
 rows = {}

@@ -5,7 +5,7 @@
 
 For each of UPDATES updates with increasing revisions: a datafile from scripts/gen-datafile.py
 (--flags FLAGS) is published on the local CDN (temp file + rename, a distinct mtime so nginx's
-ETag changes), the signed webhook for that revision is POSTed on a kept-alive connection, and
+ETag changes), the signed webhook for that revision is POSTed on a new connection, and
 the rename of the datafile into the out-dir is caught with inotify (IN_MOVED_TO). Measured per
 update, with CLOCK_MONOTONIC:
   total      from just before the request is written to the inotify event being read;
@@ -77,14 +77,16 @@ class Inotify:
             pass
 
 
-def wait_line(path, predicate, timeout=10):
-    """The first JSON line of the file for which predicate is true; polls at most timeout s."""
+def wait_line(path, offset, predicate, timeout=10):
+    """The first JSON line after byte `offset` of the file for which predicate is true; polls
+    at most timeout s. (The log holds the floods' lines too: it is never read from the start.)"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for text in f:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            for raw in f:
                 try:
-                    line = json.loads(text)
+                    line = json.loads(raw)
                 except json.JSONDecodeError:
                     continue
                 if isinstance(line, dict) and predicate(line):
@@ -117,7 +119,6 @@ def main():
     with open(os.path.join(out_dir, ".dfhook", NAME + ".meta.json"), encoding="utf-8") as f:
         first = json.load(f)["revision"] + 1
     watch = Inotify(out_dir)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
     rows = []
     sizes = set()
     mtime = int(time.time()) - 100000
@@ -135,23 +136,28 @@ def main():
         body = payload(revision)
         signature = "sha1=" + hmac.new(secret, body, hashlib.sha1).hexdigest()
         watch.drain()
-        cdn_lines = sum(1 for _ in open(cdn_log, encoding="utf-8"))
+        cdn_offset = os.path.getsize(cdn_log)
+        log_offset = os.path.getsize(dfhook_log)
+        # A new connection per delivery, as a webhook sender opens one: its connect is timed.
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
         sent = time.monotonic()
         conn.request("POST", url.path, body=body,
                      headers={"Content-Type": "application/json", "X-Hub-Signature": signature})
         response = conn.getresponse()
         answer = response.read()
         answered = time.monotonic()
+        conn.close()
         if response.status != 202:
             raise SystemExit(f"revision {revision}: {response.status} {answer!r}")
         stored = watch.wait_for(NAME, timeout=10)
         stored_wall = time.time()
         if stored is None:
             raise SystemExit(f"revision {revision}: no rename of {NAME} within 10 s")
-        updated = wait_line(dfhook_log, lambda l, r=str(revision): l.get("msg") ==
+        updated = wait_line(dfhook_log, log_offset, lambda l, r=str(revision): l.get("msg") ==
                             "datafile updated" and l.get("revision") == r)
-        with open(cdn_log, encoding="utf-8") as f:
-            fetched = [json.loads(line) for line in list(f)[cdn_lines:]]
+        with open(cdn_log, "rb") as f:
+            f.seek(cdn_offset)
+            fetched = [json.loads(line) for line in f]
         fetched = [entry for entry in fetched if entry["uri"] == "/json/" + NAME]
         if len(fetched) != 1 or fetched[0]["status"] != 200:
             raise SystemExit(f"revision {revision}: CDN requests {fetched}")
@@ -163,7 +169,6 @@ def main():
                      "beyond_fetch_ms": total_ms - float(updated["fetch_ms"]),
                      "after_cdn": (stored_wall - float(fetched[0]["msec"])) * 1000,
                      "connection": fetched[0].get("connection")})
-    conn.close()
     print(f"{updates} updates, revisions {first}..{first + updates - 1}, datafiles of "
           f"{min(sizes)}..{max(sizes)} bytes (gen-datafile.py --flags {flags}), downloaded over "
           f"{len({r['connection'] for r in rows})} TLS connection(s)")
