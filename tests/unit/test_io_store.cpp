@@ -507,3 +507,14 @@ TEST_CASE("list() returns the datafiles that have metadata, by name") {
   CHECK(listed[1].name == "b.json");
   CHECK(listed[1].meta.revision == 2);
 }
+
+TEST_CASE("other users cannot open a lock file, so they cannot hold updates back") {
+  TempDir dir;
+  FileDatafileStore store(dir.path());
+  write_bytes(dir / ".dfhook/old.json.lock", "");
+  ::chmod((dir / ".dfhook/old.json.lock").c_str(), 0644);
+  { const auto held = store.lock("1234.json", std::chrono::milliseconds(0)); }
+  { const auto held = store.lock("old.json", std::chrono::milliseconds(0)); }
+  CHECK((mode_of(dir / ".dfhook/1234.json.lock") & 0007) == 0);
+  CHECK(mode_of(dir / ".dfhook/old.json.lock") == 0640);
+}

@@ -101,7 +101,8 @@ struct Fixture {
     p.hook_command = "true";
     return p;
   }();
-  DatafileSource source{"1234.json", "https://cdn.optimizely.com/json/1234.json", 1234, {}, {}, {}};
+  DatafileSource source{"1234.json", "https://cdn.optimizely.com/json/1234.json", {}, 1234, {}, {},
+                        {}};
 
   UpdateReport update() { return update_datafile(cdn, store, source, policy, hook); }
 };
@@ -277,8 +278,8 @@ TEST_CASE("a body that arrives in many chunks is stored whole and its problems l
 
   // A problem past the first block, on line 3: its line and column count every chunk.
   std::string bad = datafile("1234", 10);
-  bad.insert(bad.size() - 1, R"(,"padding":")" + std::string(std::size_t{3} << 20, 'x') +
-                                 "\"\n,\n \"groups\":[]");
+  bad.insert(bad.size() - 1,
+             R"(,"padding":")" + std::string(std::size_t{3} << 20, 'x') + "\"\n,\n \"groups\":[]");
   f.cdn.chunk_size = 1000;
   f.cdn.answer({200, bad, "\"v10\"", ""});
   const UpdateReport report = f.update();
@@ -297,4 +298,48 @@ TEST_CASE("bytes of an attempt that broke off are forgotten") {
   for (const auto& entry : std::filesystem::directory_iterator(f.dir.path())) {
     CHECK(entry.path().filename().string().find(".tmp.") == std::string::npos);
   }
+}
+
+TEST_CASE("a lost metadata file never lets the revision go backwards, nor reruns the hook") {
+  Fixture f;
+  f.cdn.answer({200, datafile("1234", 6), "\"v6\"", ""});
+  REQUIRE(f.update().status == UpdateStatus::updated);
+  std::filesystem::remove(f.dir / ".dfhook" / "1234.json.meta.json");
+  f.cdn.answer({200, datafile("1234", 3), "\"v3\"", ""});
+  UpdateReport report = f.update();
+  CHECK(report.status == UpdateStatus::older);
+  CHECK(report.previous_revision == 6U);
+  CHECK(read_bytes(f.dir / "1234.json") == datafile("1234", 6));
+  write_bytes(f.dir / ".dfhook" / "1234.json.meta.json", "garbage");
+  f.cdn.answer({200, datafile("1234", 6), "\"v6b\"", ""});
+  report = f.update();
+  CHECK(report.status == UpdateStatus::not_modified);
+  CHECK(f.hooks.size() == 1);
+  // The metadata was rebuilt: the next request is conditional again.
+  REQUIRE(f.store.verified("1234.json"));
+  CHECK(f.store.verified("1234.json")->etag == "\"v6b\"");
+  f.cdn.answer({200, datafile("1234", 7), "\"v7\"", ""});
+  report = f.update();
+  CHECK(f.cdn.asked.back().validators.etag == "\"v6b\"");
+  CHECK(report.status == UpdateStatus::updated);
+  CHECK(report.previous_revision == 6U);
+}
+
+TEST_CASE("validators that could not be sent back or would bloat the metadata are not kept") {
+  Fixture f;
+  f.cdn.answer({200, datafile("1234", 6), std::string(2000, 'e'), "Tue,\x01 01 Aug"});
+  REQUIRE(f.update().status == UpdateStatus::updated);
+  const auto meta = f.store.verified("1234.json");
+  REQUIRE(meta);
+  CHECK_FALSE(meta->etag);
+  CHECK_FALSE(meta->last_modified);
+}
+
+TEST_CASE("the source URL recorded for polls can differ from the one fetched") {
+  Fixture f;
+  f.source.url = "https://optimizely.s3.amazonaws.com/json/1234.json";
+  f.source.record_url = "https://cdn.optimizely.com/json/1234.json";
+  f.cdn.answer({200, datafile("1234", 6), "", ""});
+  REQUIRE(f.update().status == UpdateStatus::updated);
+  CHECK(f.store.current("1234.json")->source_url == "https://cdn.optimizely.com/json/1234.json");
 }

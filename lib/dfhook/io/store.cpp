@@ -1,5 +1,6 @@
 #include "dfhook/io/store.hpp"
 
+#include "dfhook/core/datafile.hpp"
 #include "dfhook/core/error.hpp"
 #include "dfhook/core/units.hpp"
 #include "dfhook/io/atomic_file.hpp"
@@ -224,6 +225,36 @@ std::optional<std::string> read_small_file(const std::filesystem::path& path, st
       throw std::runtime_error(fmt::format("larger than {} bytes", limit));
     }
   }
+}
+
+// The largest datafile on disk whose own revision is read when its metadata is lost.
+constexpr std::size_t k_max_datafile_on_disk = std::size_t{256} << 20U;
+
+// What the datafile on disk says of itself, for when its metadata cannot be trusted.
+struct OnDisk {
+  std::uint64_t revision = 0;
+  std::string sha256;
+};
+
+// The revision and SHA-256 of the regular file at `path` when it is a valid datafile; nullopt
+// when it is missing, not a regular file, too large or not a valid datafile.
+std::optional<OnDisk> read_on_disk(const std::filesystem::path& path) {
+  std::optional<std::string> bytes;
+  try {
+    bytes = read_small_file(path, k_max_datafile_on_disk);
+  } catch (const std::runtime_error&) {
+    return std::nullopt;
+  }
+  if (!bytes) {
+    return std::nullopt;
+  }
+  const core::Parsed<core::DatafileInfo> info = core::validate_datafile(*bytes);
+  if (!info) {
+    return std::nullopt;
+  }
+  Sha256 hash;
+  hash.update(*bytes);
+  return OnDisk{info->revision, hash.hex()};
 }
 
 bool is_lower_hex(std::string_view text) {
@@ -580,12 +611,17 @@ std::optional<DatafileMeta> FileDatafileStore::verified(std::string_view name) c
 std::unique_ptr<DatafileLock> FileDatafileStore::lock(std::string_view name,
                                                       std::chrono::milliseconds timeout) {
   const std::filesystem::path path = lock_path(name);
-  // Read-only is enough for flock, so a group member can lock a file it cannot write. The file
-  // is never removed: unlinking a lock file lets two holders lock different inodes.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  // Read-only is enough for flock, so a group member can lock a file it cannot write; nobody
+  // else may open it at all, or any local user could hold every update back. The file is never
+  // removed: unlinking a lock file lets two holders lock different inodes.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
   if (fd < 0) {
     throw core::failure(
         fmt::format("cannot open lock file '{}': {}", path.string(), errno_text(errno)));
+  }
+  struct stat info {};
+  if (::fstat(fd, &info) == 0 && info.st_uid == ::geteuid() && (info.st_mode & 0007) != 0) {
+    (void)::fchmod(fd, info.st_mode & 0770);  // a lock file of an older version
   }
   auto guard = std::make_unique<FileLock>(std::string(name), path, fd);
   // flock has no timed wait; a bounded exponential backoff keeps the waiting cheap without a
@@ -642,20 +678,44 @@ CommitResult FileDatafileStore::commit_locked(const DatafileLock& held,
     meta.fetched_at = now();
   }
 
+  const bool intact =
+      result.previous && file_matches(result.path, result.previous->size, result.previous->sha256);
+  std::optional<OnDisk> on_disk;
   if (result.previous) {
-    const DatafileMeta& previous = *result.previous;
-    if (meta.revision < previous.revision && !allow_downgrade) {
+    result.previous_revision = result.previous->revision;
+  }
+  if (!intact) {
+    on_disk = read_on_disk(result.path);
+    if (on_disk) {
+      result.previous_revision = std::max(result.previous_revision.value_or(0), on_disk->revision);
+    }
+  }
+  // What stands for the stored metadata when the metadata file cannot be used.
+  const DatafileMeta stored_before = result.previous.value_or([&] {
+    DatafileMeta known;
+    known.revision = result.previous_revision.value_or(0);
+    return known;
+  }());
+
+  if (result.previous_revision) {
+    if (meta.revision < *result.previous_revision && !allow_downgrade) {
       result.status = CommitStatus::downgrade_refused;
-      result.stored = previous;
+      result.stored = stored_before;
       return result;
     }
-    if (meta.revision == previous.revision &&
-        file_matches(result.path, previous.size, previous.sha256)) {
+    const bool same_bytes_intact =
+        intact && meta.sha256 == result.previous->sha256 && meta.size == result.previous->size;
+    const bool same_bytes_on_disk = on_disk && on_disk->sha256 == meta.sha256;
+    if (meta.revision == *result.previous_revision && (intact || same_bytes_on_disk)) {
       result.status = CommitStatus::unchanged;
-      result.stored = previous;
-      // Same bytes under new validators (a re-uploaded object): keep them, or every later
-      // conditional GET would download the same bytes again.
-      if (meta.sha256 == previous.sha256 && meta.size == previous.size) {
+      result.stored = intact ? *result.previous : stored_before;
+      // Same bytes under new validators (a re-uploaded object), or metadata to rebuild: store
+      // them, or every later conditional GET would download the same bytes again.
+      if (same_bytes_intact || same_bytes_on_disk) {
+        if (!intact) {
+          result.stored = meta;
+          result.stored.updated_at = now();
+        }
         result.stored.etag = meta.etag;
         result.stored.last_modified = meta.last_modified;
         result.stored.source_url = meta.source_url;

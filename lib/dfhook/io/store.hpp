@@ -70,11 +70,17 @@ enum class CommitStatus {
 struct CommitResult {
   CommitStatus status = CommitStatus::written;
   // The metadata stored before, read under the lock; nullopt when there was none or it was
-  // unreadable (then the stored revision is unknown and any revision is accepted).
+  // unreadable.
   std::optional<DatafileMeta> previous;
+  // The revision stored before: the metadata's, or, when the metadata is missing, unreadable
+  // or does not describe the bytes on disk, the "revision" of the datafile on disk when it is
+  // a valid datafile (the higher of the two). A lost metadata file never lets the revision go
+  // backwards. nullopt when neither is known.
+  std::optional<std::uint64_t> previous_revision;
   // The metadata stored now: the new one when written; when unchanged, the previous one with
   // the new validators and fetched_at if the bytes are identical (so that the next conditional
-  // GET can get a 304), else the previous one as it was; when refused, the previous one.
+  // GET can get a 304), else the previous one as it was; when refused, the previous one (or,
+  // without usable metadata, one that holds previous_revision alone).
   DatafileMeta stored;
   std::filesystem::path path;  // the datafile
 };
@@ -117,8 +123,9 @@ public:
 
   // Installs `pending` as the datafile, the caller holding `held` (the lock of the same name
   // from this store; anything else is a std::logic_error). Under the lock the stored revision
-  // is read again: a lower `meta.revision` is refused unless `allow_downgrade`; an equal one is
-  // `unchanged` unless the stored datafile is missing or damaged (then it is written again).
+  // (CommitResult::previous_revision) is read again: a lower `meta.revision` is refused unless
+  // `allow_downgrade`; an equal one is `unchanged` when the stored bytes are intact (or, without
+  // usable metadata, identical), else the datafile is written again.
   // The store sets meta.size, meta.sha256 and meta.updated_at; meta.fetched_at left at the
   // epoch means now. The datafile is replaced first, then the metadata: if the process dies
   // between the two, the size/sha256 mismatch makes the next run download again.

@@ -117,9 +117,8 @@ private:
     explicit Source(StreamingSink& sink) : m_sink(sink) {}
     std::string_view next() override {
       std::unique_lock lock(m_sink.m_mutex);
-      m_sink.m_more.wait(lock, [&] {
-        return m_sink.m_abandoned || m_sink.m_ended || m_read < m_sink.m_size;
-      });
+      m_sink.m_more.wait(
+          lock, [&] { return m_sink.m_abandoned || m_sink.m_ended || m_read < m_sink.m_size; });
       if (m_sink.m_abandoned) {
         throw Abandoned{};
       }
@@ -206,6 +205,18 @@ private:
   std::exception_ptr m_validator_failure;
 };
 
+// A validator worth storing: one the client can send back (printable ASCII) and short enough
+// that the metadata file stays small; another is dropped, and the next request is
+// unconditional.
+std::optional<std::string> storable_validator(const std::string& value) {
+  constexpr std::size_t k_max_validator = 1024;
+  if (value.empty() || value.size() > k_max_validator ||
+      !std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c < 0x7f; })) {
+    return std::nullopt;
+  }
+  return value;
+}
+
 UpdateReport failed(UpdateReport report, std::string message) {
   report.status = UpdateStatus::failed;
   report.message = std::move(message);
@@ -284,18 +295,14 @@ UpdateReport update_datafile(net::Downloader& downloader, io::DatafileStore& sto
 
     io::DatafileMeta meta;
     meta.revision = info->revision;
-    if (!fetched.etag.empty()) {
-      meta.etag = fetched.etag;
-    }
-    if (!fetched.last_modified.empty()) {
-      meta.last_modified = fetched.last_modified;
-    }
-    meta.source_url = source.url;
+    meta.etag = storable_validator(fetched.etag);
+    meta.last_modified = storable_validator(fetched.last_modified);
+    meta.source_url = source.record_url.empty() ? source.url : source.record_url;
     std::unique_ptr<io::PendingDatafile> pending = sink.take_pending();
     const io::CommitResult committed = store.commit(std::move(pending), std::move(meta),
                                                     {policy.allow_downgrade, policy.lock_timeout});
     report.path = committed.path;
-    report.previous_revision = revision_of(committed.previous);
+    report.previous_revision = committed.previous_revision;
     switch (committed.status) {
     case io::CommitStatus::unchanged:
       report.status = UpdateStatus::not_modified;

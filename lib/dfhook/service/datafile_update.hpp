@@ -22,6 +22,9 @@ namespace dfhook::service {
 struct DatafileSource {
   std::string name;  // the datafile's name in the store ("1234.json", "<SDK_KEY>.json")
   std::string url;
+  // Recorded as the datafile's source URL, which polls fetch (the CDN URL when `url` is the
+  // origin's); empty: `url`.
+  std::string record_url;
   // When known: the datafile's "projectId" must be this project.
   std::optional<std::uint64_t> project_id;
   // From a webhook: a lower revision served is stale (nothing is stored).

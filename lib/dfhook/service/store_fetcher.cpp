@@ -82,6 +82,8 @@ DatafileSource StoreFetcher::source_for(const UpdateRequest& request,
   DatafileSource source;
   source.name = request.name;
   source.url = url;
+  // Polls ask the CDN again even when this attempt went to the origin.
+  source.record_url = request.cdn_url;
   source.project_id = request.project_id;
   source.wanted_revision = request.revision;
   source.environment = request.environment;
@@ -97,6 +99,7 @@ DatafileSource StoreFetcher::source_for(const UpdateRequest& request,
   const std::lock_guard lock(m_mutex);
   if (const auto token = core::find_token(m_tokens, sdk_key)) {
     source.url = auth_url;
+    source.record_url = auth_url;
     source.headers.push_back(fmt::format("Authorization: Bearer {}", *token));
   }
   return source;
