@@ -29,6 +29,7 @@ std::vector<core::AuthToken> load_tokens(const TokenOptions& options) {
       throw core::usage_error(std::string("empty auth token from ") + k_token_env,
                               "unset it or give a token");
     }
+    core::check_token(env, k_token_env);
     tokens.push_back(core::AuthToken{env, std::nullopt, k_token_env});
   }
   return tokens;

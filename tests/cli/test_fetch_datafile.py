@@ -231,6 +231,15 @@ class FetchDatafile(unittest.TestCase):
                 self.assertEqual(result.code, 2, result)
                 self.assertTrue(result.err.startswith("dfhook: error: "), result.err)
 
+    def test_a_token_with_a_line_break_is_a_usage_error_never_a_header(self):
+        result = run("fetch-datafile", "--sdk-key", "K", "--out-dir", self.out,
+                     env={"DFHOOK_AUTH_TOKEN": "tok\r\nX-Injected: yes"})
+        self.assertEqual(result.code, 2, result)
+        self.assertTrue(result.err.startswith(
+            "dfhook: error: DFHOOK_AUTH_TOKEN: the token holds a character that cannot be sent"),
+            result.err)
+        self.assertNotIn("Injected", result.err)
+
     def test_a_slower_older_download_never_replaces_a_newer_one(self):
         r5 = cdn.generate_datafile(1234, 5, 2)
         r6 = cdn.generate_datafile(1234, 6, 2)

@@ -207,6 +207,18 @@ TEST_CASE("a token line of three words is a usage error that does not show the t
         "'tokens.txt' holds no token");
 }
 
+TEST_CASE("a token that cannot be sent in a header is a usage error that does not show it") {
+  using namespace std::string_literals;
+  for (const std::string& text : {"tok\0secret\n"s, "key tok\x01secret\n"s, "tok\xc3\xa9secret"s}) {
+    CAPTURE(text);
+    const std::string message = usage_message([&] { (void)parse_token_lines(text, "tokens.txt"); });
+    CHECK(message.starts_with("'tokens.txt':1: the token holds a character that cannot be sent"));
+    CHECK(message.find("secret") == std::string::npos);
+  }
+  CHECK(dfhook::core::is_sendable_token("abc-DEF_123.~+/="));
+  CHECK_FALSE(dfhook::core::is_sendable_token("tok\r\nX-Injected: yes"));
+}
+
 TEST_CASE("picks the token bound to the SDK key, else the unbound one") {
   const std::vector<AuthToken> tokens{
       {"t-a", "KeyA", "x"},

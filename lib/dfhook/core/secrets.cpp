@@ -165,6 +165,20 @@ std::optional<SecretSet::Match> SecretSet::verify(std::string_view body,
   return match;
 }
 
+bool is_sendable_token(std::string_view token) {
+  return !token.empty() &&
+         std::all_of(token.begin(), token.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+void check_token(std::string_view token, const std::string& origin) {
+  if (!is_sendable_token(token)) {
+    throw usage_error(origin +
+                          ": the token holds a character that cannot be sent in an HTTP "
+                          "header (a space, a control character or a non-ASCII byte)",
+                      "copy the token again from Optimizely's environment settings");
+  }
+}
+
 std::vector<AuthToken> parse_token_lines(std::string_view text, std::string_view source) {
   std::vector<AuthToken> tokens;
   for_each_entry_line(text, [&](std::size_t number, std::string_view line) {
@@ -180,6 +194,7 @@ std::vector<AuthToken> parse_token_lines(std::string_view text, std::string_view
       token.sdk_key = std::string(words.first);
       token.token = std::string(words.rest);
     }
+    check_token(token.token, token.origin);
     tokens.push_back(std::move(token));
   });
   if (tokens.empty()) {

@@ -89,9 +89,17 @@ struct AuthToken {
 
 // Parses the text of a token file, like parse_secret_lines(). Throws core::usage_error naming
 // the line when it holds more than two words ("'tokens.txt':2: expected 'TOKEN' or
-// 'SDK_KEY TOKEN'") or when the text holds no token ("'tokens.txt' holds no token").
+// 'SDK_KEY TOKEN'"), when a token cannot be sent (check_token) or when the text holds no
+// token ("'tokens.txt' holds no token").
 [[nodiscard]] std::vector<AuthToken> parse_token_lines(std::string_view text,
                                                        std::string_view source);
+
+// True when `token` can be sent as "Authorization: Bearer <token>": visible ASCII only.
+[[nodiscard]] bool is_sendable_token(std::string_view token);
+
+// Throws core::usage_error("ORIGIN: the token holds a character that cannot be sent …") when
+// !is_sendable_token(token); the message never holds the token.
+void check_token(std::string_view token, const std::string& origin);
 
 // The token to send for `sdk_key`: the first token bound to that key, else the first token
 // bound to no key; nullopt when neither exists.
