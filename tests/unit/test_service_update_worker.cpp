@@ -173,6 +173,26 @@ TEST_CASE("a stale CDN is retried with growing backoff, alternating with the ori
   CHECK(fetcher.calls[3].url.starts_with("https://optimizely.s3.amazonaws.com/"));
 }
 
+TEST_CASE("an attempt that fails while waiting for a stale CDN does not end the wait") {
+  ScriptedFetcher fetcher;
+  CountingObserver observer;
+  UpdateWorkerOptions options;
+  options.first_backoff = 1s;
+  UpdateWorker worker(fetcher, observer, options);
+  worker.enqueue(webhook("1234.json", 42), t0);
+  // The CDN is stale, the origin cannot be reached, then the CDN has it.
+  fetcher.outcomes = {outcome(Kind::stale, 41), outcome(Kind::failed, std::nullopt),
+                      outcome(Kind::updated, 42)};
+  while (const auto due = worker.next_due()) {
+    REQUIRE(fetcher.calls.size() < 3);
+    CHECK(worker.run_once(*due));
+  }
+  CHECK(fetcher.calls.size() == 3);
+  CHECK(observer.stale_retries == 2);
+  CHECK(observer.failed == 0);
+  CHECK(observer.gave_up == 0);
+}
+
 TEST_CASE("a CDN stale for longer than stale-retry-for is given up, not recorded as done") {
   ScriptedFetcher fetcher;
   CountingObserver observer;

@@ -162,6 +162,16 @@ AttemptOutcome StoreFetcher::fetch(const UpdateRequest& request, const std::stri
 void StoreFetcher::on_stale_retry(const UpdateRequest& request, const AttemptOutcome& outcome,
                                   Clock::duration delay) {
   m_metrics.count_stale_retry();
+  if (outcome.kind == AttemptOutcome::Kind::failed) {
+    io::log(io::LogLevel::warning,
+            "download failed while waiting for the announced revision; "
+            "retrying",
+            {{"datafile", request.name},
+             {"wanted_revision", optional_number(request.revision)},
+             {"error", outcome.message},
+             {"retry_in_ms", milliseconds(delay)}});
+    return;
+  }
   io::log(io::LogLevel::info, "server still has an older revision; retrying",
           {{"datafile", request.name},
            {"wanted_revision", optional_number(request.revision)},

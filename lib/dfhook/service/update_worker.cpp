@@ -25,11 +25,12 @@ bool satisfies(const AttemptOutcome& outcome, const UpdateRequest& request) {
 
 }  // namespace
 
-UpdateWorker::UpdateWorker(Fetcher& fetcher, UpdateObserver& observer,
-                           UpdateWorkerOptions options)
+UpdateWorker::UpdateWorker(Fetcher& fetcher, UpdateObserver& observer, UpdateWorkerOptions options)
     : m_fetcher(fetcher), m_observer(observer), m_options(options) {}
 
-UpdateWorker::~UpdateWorker() { stop(); }
+UpdateWorker::~UpdateWorker() {
+  stop();
+}
 
 EnqueueResult UpdateWorker::enqueue(UpdateRequest request) {
   return enqueue(std::move(request), Clock::now());
@@ -107,7 +108,12 @@ void UpdateWorker::complete(const std::string& name, const AttemptOutcome& outco
     kind = AttemptOutcome::Kind::stale;
   }
 
-  if (kind == AttemptOutcome::Kind::stale && !m_stopping &&
+  // While waiting for a stale CDN, a failed attempt (often the origin, tried in turn) does not
+  // end the wait: the window of stale_retry_for does.
+  const bool waiting_for_revision =
+      kind == AttemptOutcome::Kind::stale ||
+      (kind == AttemptOutcome::Kind::failed && item.stale_attempts > 0);
+  if (waiting_for_revision && !m_stopping &&
       now - *item.first_attempt < m_options.stale_retry_for) {
     Clock::duration delay = m_options.first_backoff;
     for (unsigned i = 0; i < item.stale_attempts && delay < m_options.max_backoff; ++i) {

@@ -50,8 +50,9 @@ public:
 class UpdateObserver {
 public:
   virtual ~UpdateObserver() = default;
-  virtual void on_stale_retry(const UpdateRequest& /*request*/,
-                              const AttemptOutcome& /*outcome*/,
+  // The served revision is still below the wanted one (outcome stale), or an attempt failed
+  // while waiting for it (outcome failed): retried after `delay`.
+  virtual void on_stale_retry(const UpdateRequest& /*request*/, const AttemptOutcome& /*outcome*/,
                               Clock::duration /*delay*/) {}
   virtual void on_gave_up(const UpdateRequest& /*request*/, const AttemptOutcome& /*outcome*/) {}
   virtual void on_failed(const UpdateRequest& /*request*/, const AttemptOutcome& /*outcome*/) {}
@@ -68,8 +69,9 @@ enum class EnqueueResult { accepted, full };
 
 // The update queue of listen: one fetch in flight per datafile; later requests coalesce to
 // the highest revision; a CDN that still serves an older revision is retried with backoff,
-// alternating cdn_url and origin_url, for up to stale_retry_for. A failed update is dropped,
-// not recorded as done, so the sender's retry of the same delivery is processed again.
+// alternating cdn_url and origin_url, for up to stale_retry_for (an attempt that fails within
+// that window is retried the same way). A failed update is dropped, not recorded as done, so
+// the sender's retry of the same delivery is processed again.
 //
 // It runs on its own threads (start/stop) or is stepped by a test with a fake time
 // (run_once); both go through the same scheduling code.
