@@ -257,6 +257,18 @@ class Webhook(ListenCase):
         self.assertEqual(status, 202, body)
         self.assertEqual(json.loads(body), {"status": "accepted", "revision": 1})
 
+    def test_a_transfer_coding_besides_chunked_is_415_not_ignored(self):
+        wire = b"%x\r\n%s\r\n0\r\n\r\n" % (len(SEED), SEED)
+        with self.listen() as server:
+            with server.connect() as client:
+                client.send(post_head(None, b"Transfer-Encoding: gzip, chunked\r\n"
+                                      b"X-Hub-Signature: " + SEED_SIGNATURE.encode() + b"\r\n")
+                            + wire)
+                status, _, body = client.response()
+        self.assertEqual(status, 415, body)
+        self.assertEqual(json.loads(body)["error"],
+                         "send the body without transfer codings other than chunked")
+
     def test_json_content_type_with_charset_is_accepted(self):
         with self.listen() as server:
             status, answer = server.post(

@@ -294,6 +294,22 @@ TEST_SUITE("step 3: content type and encoding") {
                  {{"Content-Encoding", " Identity "}, {"X-Hub-Signature", k_seed_signature}})
               .status == 202);
   }
+
+  TEST_CASE("a transfer coding other than chunked is a 415, never ignored") {
+    Harness h;
+    for (const char* coding : {"gzip, chunked", "chunked, gzip", "deflate"}) {
+      CAPTURE(coding);
+      const auto answer = h.send("POST", k_path, "{}", {{"Transfer-Encoding", coding}});
+      CHECK(answer.status == 415);
+      CHECK(answer.early);
+      CHECK(answer.body == R"({"status":"error","error":"send the body without transfer )"
+                           R"(codings other than chunked"})");
+    }
+    const std::string body = fixture("seed-payload.json");
+    CHECK(h.send("POST", k_path, body,
+                 {{"Transfer-Encoding", " Chunked "}, {"X-Hub-Signature", k_seed_signature}})
+              .status == 202);
+  }
 }
 
 TEST_SUITE("step 4: signature") {

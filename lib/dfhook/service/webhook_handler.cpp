@@ -32,6 +32,8 @@ constexpr std::string_view k_send_json =
     R"({"status":"error","error":"send Content-Type: application/json"})";
 constexpr std::string_view k_send_identity =
     R"({"status":"error","error":"send the body without Content-Encoding"})";
+constexpr std::string_view k_send_chunked_only =
+    R"({"status":"error","error":"send the body without transfer codings other than chunked"})";
 constexpr std::string_view k_queue_full =
     R"({"status":"error","error":"too many datafiles waiting for an update; retry later"})";
 constexpr std::string_view k_spool_failed =
@@ -61,6 +63,21 @@ std::string_view trim(std::string_view text) noexcept {
     text.remove_suffix(1);
   }
   return text;
+}
+
+// A Transfer-Encoding value naming no coding but chunked ("chunked", "Chunked , chunked" is
+// left to the parser): any other coding would be ignored by the parser, and the signature
+// checked over bytes the sender did not sign.
+bool only_chunked(std::string_view value) noexcept {
+  while (!value.empty()) {
+    const std::size_t comma = value.find(',');
+    const std::string_view coding = trim(value.substr(0, comma));
+    if (!coding.empty() && !iequals(coding, "chunked")) {
+      return false;
+    }
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+  }
+  return true;
 }
 
 std::string_view path_of(std::string_view target) noexcept {
@@ -201,6 +218,11 @@ bool WebhookHandler::on_head(const net::HttpRequestHead& head, net::HttpResponse
     if (iequals(header.name, "content-encoding") && !iequals(trim(header.value), "identity")) {
       response.status = 415;
       response.body.assign(k_send_identity);
+      return true;
+    }
+    if (iequals(header.name, "transfer-encoding") && !only_chunked(header.value)) {
+      response.status = 415;
+      response.body.assign(k_send_chunked_only);
       return true;
     }
   }
