@@ -194,8 +194,8 @@ core::ExitCode run_listen(const ListenOptions& options) {
     io::log(io::LogLevel::info, "secrets reloaded", {{"secrets", std::to_string(count)}});
   };
   net::HttpServer server(std::move(config), handler);
-  // Two update threads: a slow CDN for one datafile does not hold up the others.
-  worker.start(2, settings.poll_interval, [&fetcher] { return fetcher.poll_requests(); });
+  // Four update threads: a slow CDN for one datafile does not hold up the others.
+  worker.start(4, settings.poll_interval, [&fetcher] { return fetcher.poll_requests(); });
   server.run();
   // The update in progress finishes; the waiting ones are dropped (the sender retries them,
   // and the next start polls).
@@ -203,6 +203,7 @@ core::ExitCode run_listen(const ListenOptions& options) {
     io::log(io::LogLevel::warning, "updates dropped at shutdown",
             {{"updates", std::to_string(dropped)}});
   }
+  io::log(io::LogLevel::info, "stopped");
   return core::ExitCode::ok;
 }
 

@@ -252,6 +252,9 @@ class ListenUpdates(unittest.TestCase):
         self.assertEqual(code, 0)
         self.assertEqual(self.stored(), DATAFILE_R1)
         self.assertEqual(len(self.hook_runs()), 1)
+        messages = [line.get("msg") for line in listener.lines]
+        self.assertEqual(messages[-1], "stopped", messages)
+        self.assertLess(messages.index("hook ran"), messages.index("stopped"))
 
     def test_poll_interval_catches_a_missed_webhook(self):
         r2 = cdn.generate_datafile(1234, 2, 1)

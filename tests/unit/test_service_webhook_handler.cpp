@@ -406,6 +406,8 @@ TEST_SUITE("spool (--save-dir)") {
     CHECK(answer.status == 503);
     CHECK(answer.body == R"({"status":"error","error":"cannot save the delivery; retry later"})");
     CHECK(h.queue.requests.empty());
+    CHECK(h.metrics.render({}, {}).find(
+              "dfhook_webhook_deliveries_total{outcome=\"unavailable\"} 1\n") != std::string::npos);
   }
 }
 
@@ -619,6 +621,11 @@ TEST_SUITE("step 8: enqueue") {
     CHECK(answer.status == 503);
     CHECK(answer.body == R"({"status":"error","error":"too many datafiles waiting for an )"
                          R"(update; retry later"})");
+    const std::string text = h.metrics.render({}, {});
+    CHECK(text.find("dfhook_webhook_deliveries_total{outcome=\"unavailable\"} 1\n") !=
+          std::string::npos);
+    CHECK(text.find("dfhook_webhook_deliveries_total{outcome=\"invalid\"} 0\n") !=
+          std::string::npos);
   }
 }
 

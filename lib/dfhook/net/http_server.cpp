@@ -704,7 +704,7 @@ void ServerCore::run() {
     thread.join();
   }
   m_rejections.flush();
-  io::log(io::LogLevel::info, "stopped");
+  io::log(io::LogLevel::debug, "http server stopped");
 }
 
 void ServerCore::stop() {

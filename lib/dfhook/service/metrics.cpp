@@ -14,8 +14,8 @@ namespace {
 
 constexpr std::array<std::string_view, 4> k_route_names = {"webhook", "healthz", "metrics",
                                                            "other"};
-constexpr std::array<std::string_view, 4> k_outcome_names = {"accepted", "ignored", "up_to_date",
-                                                             "invalid"};
+constexpr std::array<std::string_view, 5> k_outcome_names = {"accepted", "ignored", "up_to_date",
+                                                             "invalid", "unavailable"};
 
 void add(std::atomic<std::uint64_t>& counter) noexcept {
   counter.fetch_add(1, std::memory_order_relaxed);

@@ -16,7 +16,9 @@ namespace dfhook::service {
 enum class Route { webhook, healthz, metrics, other };
 
 // What became of a webhook delivery that reached the handler's decision.
-enum class DeliveryOutcome { accepted, ignored, up_to_date, invalid };
+// unavailable: answered 503 (the update queue is full or the delivery could not be saved), so
+// that the sender retries.
+enum class DeliveryOutcome { accepted, ignored, up_to_date, invalid, unavailable };
 
 // The counters of listen, rendered as Prometheus text (version 0.0.4), every name prefixed
 // "dfhook_". Every count_/observe_ call is lock-free and may come from any thread.
@@ -49,7 +51,7 @@ private:
   static constexpr std::size_t k_routes = 4;
 
   std::array<std::array<std::atomic<std::uint64_t>, k_statuses>, k_routes> m_requests{};
-  std::array<std::atomic<std::uint64_t>, 4> m_deliveries{};
+  std::array<std::atomic<std::uint64_t>, 5> m_deliveries{};
   std::atomic<std::uint64_t> m_signature_failures{0};
   std::atomic<std::uint64_t> m_updates{0};
   std::atomic<std::uint64_t> m_fetch_errors{0};

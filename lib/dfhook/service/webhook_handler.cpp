@@ -311,6 +311,7 @@ void WebhookHandler::handle_webhook(const net::HttpRequest& request, net::HttpRe
               {{"error", error.what()}, {"remote", std::string(request.remote_addr)}});
       response.status = 503;
       response.body.assign(k_spool_failed);
+      m_context.metrics.count_delivery(DeliveryOutcome::unavailable);
       return;
     }
   }
@@ -452,7 +453,7 @@ void WebhookHandler::handle_webhook(const net::HttpRequest& request, net::HttpRe
   if (m_context.queue.enqueue(std::move(update)) == EnqueueResult::full) {
     response.status = 503;
     response.body.assign(k_queue_full);
-    log_delivery(DeliveryOutcome::invalid, "queue full", &payload, {});
+    log_delivery(DeliveryOutcome::unavailable, "queue full", &payload, {});
     return;
   }
   response.status = 202;
