@@ -135,7 +135,7 @@ void print_line(const std::string& line) {
   }
 }
 
-core::ExitCode run_fetch(const FetchOptions& options) {
+core::ExitCode run_fetch(const FetchOptions& options, bool quiet) {
   const std::chrono::milliseconds hook_timeout =
       duration_option("--hook-timeout", options.hook_timeout);
   const std::chrono::milliseconds splay_limit = duration_option("--splay", options.splay);
@@ -175,7 +175,9 @@ core::ExitCode run_fetch(const FetchOptions& options) {
     break;
   }
   const std::string size = core::format_size(report.size);
-  if (report.previous_revision) {
+  if (quiet) {
+    // -q: errors only.
+  } else if (report.previous_revision) {
     print_line(fmt::format("updated {} revision {} -> {} ({})\n", name, *report.previous_revision,
                            report.revision.value_or(0), size));
   } else {
@@ -201,7 +203,7 @@ core::ExitCode run_fetch(const FetchOptions& options) {
 
 }  // namespace
 
-Runner setup_fetch_datafile(CLI::App& sub, const GlobalOptions& /*global*/) {
+Runner setup_fetch_datafile(CLI::App& sub, const GlobalOptions& global) {
   auto options = std::make_shared<FetchOptions>();
   auto* sdk_key = sub.add_option("--sdk-key", options->sdk_key,
                                  "the datafile of this SDK key (an environment's)")
@@ -248,7 +250,8 @@ Runner setup_fetch_datafile(CLI::App& sub, const GlobalOptions& /*global*/) {
       "validates it and replaces the stored copy atomically. Prints nothing when unchanged and "
       "one line when updated. Exit codes: 0 ok, 1 failed, 2 usage, 3 lock not obtained, 4 "
       "updated but the hook failed.");
-  return [options] { return run_fetch(*options); };
+  // `global` outlives the runner: both live for the whole of app::run.
+  return [options, &global] { return run_fetch(*options, global.quiet); };
 }
 
 }  // namespace dfhook::app

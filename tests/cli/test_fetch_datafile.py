@@ -58,6 +58,14 @@ class FetchDatafile(unittest.TestCase):
             self.assertNotEqual(second["if_none_match"], "")
             self.assertEqual(second["if_modified_since"], "Tue, 14 Nov 2023 22:13:20 GMT")
 
+    def test_quiet_prints_nothing_but_errors(self):
+        with cdn.NginxCdn() as server:
+            server.put("json/1234.json", DATAFILE_R1)
+            result = run("-q", "fetch-datafile", "--out-dir", self.out, "--project-id", "1234",
+                         *server.args())
+            self.assertEqual((result.code, result.out, result.err), (0, "", ""), result)
+            self.assertEqual(self.stored(), DATAFILE_R1)
+
     def test_a_new_revision_prints_old_and_new(self):
         r42 = cdn.generate_datafile(1234, 42, 3)
         with cdn.NginxCdn() as server:
