@@ -211,7 +211,7 @@ Runner setup_fetch_datafile(CLI::App& sub, const GlobalOptions& global) {
   auto* project_id =
       sub.add_option("--project-id", options->project_id, "the legacy datafile of this project")
           ->type_name("ID")
-          ->check(CLI::PositiveNumber);
+          ->check(whole_number(1, 9'223'372'036'854'775'807));
   auto* url = sub.add_option("--url", options->url, "the datafile at this URL")->type_name("URL");
   auto* group = sub.add_option_group("source", "what to fetch");
   group->add_option(sdk_key);

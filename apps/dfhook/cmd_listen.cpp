@@ -216,6 +216,7 @@ Runner setup_listen(CLI::App& sub, const GlobalOptions& /*global*/) {
       ->capture_default_str();
   sub.add_option("--port", options->port, "port to listen on (0: any free port)")
       ->type_name("N")
+      ->check(whole_number(0, 65535))
       ->capture_default_str();
   sub.add_option("--path", options->path, "path the webhook is POSTed to")
       ->type_name("PATH")
@@ -249,7 +250,7 @@ Runner setup_listen(CLI::App& sub, const GlobalOptions& /*global*/) {
   sub.add_option("--save-max-files", options->save_max_files,
                  "deliveries kept in --save-dir (oldest removed)")
       ->type_name("N")
-      ->check(CLI::PositiveNumber)
+      ->check(whole_number(1, 100'000'000))
       ->capture_default_str();
   sub.add_option("--poll-interval", options->poll_interval,
                  "also poll every stored datafile this often (0: never)")
@@ -269,14 +270,14 @@ Runner setup_listen(CLI::App& sub, const GlobalOptions& /*global*/) {
   sub.add_option("--max-connections", options->max_connections,
                  "connections served at once (more get a 503)")
       ->type_name("N")
-      ->check(CLI::PositiveNumber)
+      ->check(whole_number(1, 1'000'000))
       ->capture_default_str();
   sub.add_option("--read-timeout", options->read_timeout, "time a client has to send its request")
       ->type_name("DUR")
       ->capture_default_str();
   sub.add_option("--threads", options->threads, "threads serving HTTP")
       ->type_name("N")
-      ->check(CLI::Range(1U, 64U))
+      ->check(whole_number(1, 64))
       ->capture_default_str();
   add_network_options(sub, options->network, NetworkUse::downloads);
   sub.footer(

@@ -85,7 +85,7 @@ void add_network_options(CLI::App& sub, NetworkOptions& options, NetworkUse use)
   sub.add_option("--retries", options.retries,
                  "further attempts on network errors, 429 and 5xx, with backoff")
       ->option_text("N")
-      ->check(CLI::Range(0, 100))
+      ->check(whole_number(0, 100))
       ->capture_default_str();
   if (use == NetworkUse::downloads) {
     sub.add_option("--max-datafile-size", options.max_datafile_size, "largest datafile accepted")

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+
 namespace dfhook::app {
 
 std::chrono::milliseconds duration_option(std::string_view name, const std::string& value) {
@@ -31,6 +33,20 @@ mode_t file_mode_option(std::string_view name, const std::string& value) {
                             "give octal permission bits such as 0644 or 640");
   }
   return static_cast<mode_t>(std::stoul(value, nullptr, 8));
+}
+
+CLI::Validator whole_number(std::uint64_t min, std::uint64_t max) {
+  return CLI::Validator(
+      [min, max](const std::string& value) -> std::string {
+        std::uint64_t number = 0;
+        const char* end = value.data() + value.size();
+        const auto [stop, error] = std::from_chars(value.data(), end, number);
+        if (value.empty() || error != std::errc() || stop != end || number < min || number > max) {
+          return fmt::format("must be a whole number from {} to {}", min, max);
+        }
+        return {};
+      },
+      fmt::format("{}-{}", min, max));
 }
 
 }  // namespace dfhook::app

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include <sys/types.h>
 #include <chrono>
 #include <cstdint>
@@ -20,5 +22,9 @@ namespace dfhook::app {
 
 // Octal permission bits ("0644", "640"), at most 0777.
 [[nodiscard]] mode_t file_mode_option(std::string_view name, const std::string& value);
+
+// A CLI11 check that the value is a whole number from `min` to `max`, worded for people
+// ("must be a whole number from 1 to 1024"), instead of CLI11's floating-point ranges.
+[[nodiscard]] CLI::Validator whole_number(std::uint64_t min, std::uint64_t max);
 
 }  // namespace dfhook::app

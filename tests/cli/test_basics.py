@@ -33,6 +33,19 @@ class Basics(unittest.TestCase):
                                         "expected: --no-such-option\n"
                                         f"hint: run 'dfhook {command} --help' for usage\n")
 
+    def test_numbers_out_of_range_say_the_range(self):
+        cases = [(("listen", "--port", "65536"), "--port: must be a whole number from 0 to 65535"),
+                 (("listen", "--max-connections", "0"),
+                  "--max-connections: must be a whole number from 1 to 1000000"),
+                 (("fetch-datafile", "--project-id", "-1"),
+                  "--project-id: must be a whole number from 1 to 9223372036854775807"),
+                 (("listen", "--retries", "1.5"), "--retries: must be a whole number from 0 to 100")]
+        for args, message in cases:
+            with self.subTest(args):
+                r = run(*args)
+                self.assertEqual(r.code, 2, r)
+                self.assertEqual(r.err.splitlines()[0], "dfhook: error: " + message)
+
     def test_unknown_option_is_a_usage_error_not_a_cli11_code(self):
         r = run("--no-such-option")
         self.assertEqual(r.code, 2, r)
