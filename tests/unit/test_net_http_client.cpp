@@ -255,7 +255,7 @@ TEST_CASE("validators are sent byte for byte and a 304 writes nothing") {
   HttpClient client(local_options(), timer);
   StringSink sink;
   const auto result =
-      client.fetch(server.url(), {"W/\"5f-abc\"", "Tue, 01 Aug 2023 10:00:00 GMT"}, sink);
+      client.fetch(server.url(), {"W/\"5f-abc\"", "Tue, 01 Aug 2023 10:00:00 GMT", {}}, sink);
   REQUIRE(result.ok());
   CHECK(result.status == 304);
   CHECK(sink.body.empty());
@@ -270,7 +270,7 @@ TEST_CASE("a validator with a line break is not sent") {
   FakeTimer timer;
   HttpClient client(local_options(), timer);
   StringSink sink;
-  const auto result = client.fetch(server.url(), {"\"a\"\r\nX-Evil: 1", ""}, sink);
+  const auto result = client.fetch(server.url(), {"\"a\"\r\nX-Evil: 1", "", {}}, sink);
   REQUIRE(result.ok());
   const auto requests = server.requests();
   REQUIRE(requests.size() == 1);
@@ -428,7 +428,7 @@ TEST_CASE("redirects are followed; Authorization goes to the first origin only")
   options.headers = {"Authorization: Bearer hunter2"};
   HttpClient client(options, timer);
   StringSink sink;
-  const auto result = client.fetch(server.url(), {"\"old\"", ""}, sink);
+  const auto result = client.fetch(server.url(), {"\"old\"", "", {}}, sink);
   REQUIRE(result.ok());
   CHECK(result.url == server.url("/final/1234.json", "localhost"));
   CHECK(result.etag == "\"final\"");
@@ -523,4 +523,36 @@ TEST_CASE("per-request header lines are sent, and kept from a redirect to anothe
   REQUIRE(requests.size() == 2);
   CHECK(has_line(requests[0], "Authorization: Bearer per-request-token"));
   CHECK(requests[1].find("per-request-token") == std::string::npos);
+}
+
+TEST_CASE("validators go out only once confirm() agrees, asked once per fetch") {
+  CannedServer server({});
+  server.add(response(503, "Service Unavailable", "Retry-After: 0\r\n", ""));
+  server.add(response(304, "Not Modified", "", ""));
+  FakeTimer timer;
+  HttpClient client(local_options(), timer);
+  StringSink sink;
+  int asked = 0;
+  Validators validators{"\"v1\"", "", [&] {
+                          ++asked;
+                          return true;
+                        }};
+  const auto result = client.fetch(server.url(), validators, sink);
+  CHECK(result.ok());
+  CHECK(result.status == 304);
+  CHECK(asked == 1);
+  REQUIRE(server.requests().size() == 2);
+  CHECK(has_line(server.requests()[1], "If-None-Match: \"v1\""));
+}
+
+TEST_CASE("a confirm() that says no abandons the fetch before anything is sent") {
+  CannedServer server({});
+  server.add(response(304, "Not Modified", "", ""));
+  FakeTimer timer;
+  HttpClient client(local_options(), timer);
+  StringSink sink;
+  const auto result = client.fetch(server.url(), {"\"v1\"", "", [] { return false; }}, sink);
+  CHECK(result.error == FetchError::unconfirmed);
+  CHECK(result.attempts == 1);
+  CHECK(server.requests().empty());
 }

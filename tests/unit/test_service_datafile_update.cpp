@@ -46,6 +46,14 @@ public:
 
   net::FetchResult fetch(std::string_view url, const net::Validators& validators,
                          net::BodySink& sink, std::span<const std::string> headers) override {
+    const bool conditional = !validators.etag.empty() || !validators.last_modified.empty();
+    if (conditional && validators.confirm && !validators.confirm()) {
+      // As the real client: nothing is sent.
+      net::FetchResult result;
+      result.error = net::FetchError::unconfirmed;
+      result.url = std::string(url);
+      return result;
+    }
     asked.push_back({std::string(url), validators, {headers.begin(), headers.end()}});
     REQUIRE_FALSE(m_answers.empty());
     Answer a = std::move(m_answers.front());

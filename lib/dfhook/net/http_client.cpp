@@ -200,6 +200,11 @@ struct HttpClient::Impl {
   std::uint64_t discarded = 0;
   bool too_large = false;
   bool aborted = false;
+  // Validators::confirm of the fetch in progress, its answer once asked, and whether it
+  // stopped the request in flight.
+  const std::function<bool()>* confirm = nullptr;
+  std::optional<bool> confirmed;
+  bool unconfirmed = false;
 
   Impl(ClientOptions opts, RetryTimer& retry_timer)
       : options(std::move(opts)), timer(retry_timer) {}
@@ -248,6 +253,25 @@ struct HttpClient::Impl {
     if (connect_to) {
       curl_easy_setopt(easy, CURLOPT_CONNECT_TO, connect_to.get());
     }
+  }
+
+  // Before each request is sent: a fetch's confirm() is asked once, its answer kept for the
+  // retries and redirects of the same fetch.
+  static int on_prereq(void* user, char* /*primary_ip*/, char* /*local_ip*/, int /*primary_port*/,
+                       int /*local_port*/) {
+    auto& self = *static_cast<Impl*>(user);
+    if (!self.confirmed) {
+      try {
+        self.confirmed = (*self.confirm)();
+      } catch (...) {
+        self.confirmed = false;
+      }
+    }
+    if (!*self.confirmed) {
+      self.unconfirmed = true;
+      return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
   }
 
   static std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user) {
@@ -330,7 +354,14 @@ struct HttpClient::Impl {
       error_buffer[0] = '\0';
       curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
       curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers.get());
+      const bool confirming =
+          validators.confirm && (!validators.etag.empty() || !validators.last_modified.empty());
+      confirm = confirming ? &validators.confirm : nullptr;
+      unconfirmed = false;
+      curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, confirming ? &Impl::on_prereq : nullptr);
+      curl_easy_setopt(easy, CURLOPT_PREREQDATA, this);
       const CURLcode code = curl_easy_perform(easy);
+      curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, nullptr);
       curl_easy_setopt(easy, CURLOPT_HTTPHEADER, nullptr);
       sink = nullptr;
       curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
@@ -340,6 +371,12 @@ struct HttpClient::Impl {
       if (too_large || code == CURLE_FILESIZE_EXCEEDED) {
         result.error = FetchError::too_large;
         result.message = too_large_message(url);
+        return result;
+      }
+      if (unconfirmed) {
+        result.error = FetchError::unconfirmed;
+        result.message =
+            fmt::format("cannot download '{}': the request was abandoned", redact_url(url));
         return result;
       }
       if (aborted) {
@@ -431,6 +468,7 @@ FetchResult HttpClient::fetch(std::string_view url, const Validators& validators
     return refused;
   }
   const int retries = std::max(0, impl.options.retries);
+  impl.confirmed.reset();
   FetchResult result;
   for (int attempt = 0;; ++attempt) {
     bool retryable = false;

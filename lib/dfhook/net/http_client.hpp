@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -38,6 +39,10 @@ struct ClientOptions {
 struct Validators {
   std::string etag;           // sent as If-None-Match when not empty
   std::string last_modified;  // sent as If-Modified-Since when not empty
+  // When set, called (at most once per fetch) after the connection is made and before a
+  // request carrying validators is sent: false abandons the fetch (FetchError::unconfirmed)
+  // without sending them. It lets the caller check the local copy while connecting.
+  std::function<bool()> confirm;
 };
 
 // Receives the body of a 200 response while it downloads.
@@ -72,6 +77,7 @@ enum class FetchError {
   refused,      // the URL or a redirect target fails check_datafile_url(); not retried
   redirects,    // more than max_redirects, or a 3xx without a usable Location
   aborted,      // the sink's write() returned false; not retried
+  unconfirmed,  // Validators::confirm said no: nothing was sent; not retried
 };
 
 struct FetchResult {

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <exception>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -239,13 +240,33 @@ UpdateReport update_datafile(net::Downloader& downloader, io::DatafileStore& sto
   const std::string url = net::redact_url(source.url);
   try {
     report.path = store.datafile_path(source.name);
-    const std::optional<io::DatafileMeta> intact = store.verified(source.name);
+    const std::optional<io::DatafileMeta> stored = store.current(source.name);
+    report.previous_revision = revision_of(stored);
+    // The stored validators are sent only for an intact local copy. Checking it (a SHA-256 of
+    // the whole datafile) runs while the connection is made, and the request waits for it.
     net::Validators validators;
-    if (intact && !policy.force) {
-      validators.etag = intact->etag.value_or("");
-      validators.last_modified = intact->last_modified.value_or("");
+    std::future<std::optional<io::DatafileMeta>> checking;
+    std::optional<std::optional<io::DatafileMeta>> checked;
+    const auto intact = [&]() -> const std::optional<io::DatafileMeta>& {
+      if (!checked) {
+        checked = checking.valid() ? checking.get() : store.verified(source.name);
+      }
+      return *checked;
+    };
+    if (stored && !policy.force && (stored->etag || stored->last_modified)) {
+      validators.etag = stored->etag.value_or("");
+      validators.last_modified = stored->last_modified.value_or("");
+      checking =
+          std::async(std::launch::async, [&store, &source] { return store.verified(source.name); });
     }
-    report.previous_revision = revision_of(intact ? intact : store.current(source.name));
+    // Whether the validators sent belong to an intact local copy.
+    const auto confirmed = [&] {
+      const auto& meta = intact();
+      return meta && meta->etag == stored->etag && meta->last_modified == stored->last_modified;
+    };
+    if (checking.valid()) {
+      validators.confirm = confirmed;
+    }
 
     std::optional<std::string> expected_project;
     if (source.project_id) {
@@ -253,7 +274,14 @@ UpdateReport update_datafile(net::Downloader& downloader, io::DatafileStore& sto
     }
     StreamingSink sink(store, source.name, expected_project);
     const auto started = std::chrono::steady_clock::now();
-    const net::FetchResult fetched = downloader.fetch(source.url, validators, sink, source.headers);
+    net::FetchResult fetched = downloader.fetch(source.url, validators, sink, source.headers);
+    const bool conditional = !validators.etag.empty() || !validators.last_modified.empty();
+    if (fetched.error == net::FetchError::unconfirmed ||
+        (conditional && fetched.ok() && fetched.status == 304 && !confirmed())) {
+      // The local copy is damaged or missing: download it whole.
+      validators = {};
+      fetched = downloader.fetch(source.url, validators, sink, source.headers);
+    }
     report.fetch_duration = std::chrono::steady_clock::now() - started;
     if (!fetched.ok()) {
       if (fetched.error == net::FetchError::aborted) {
@@ -263,14 +291,15 @@ UpdateReport update_datafile(net::Downloader& downloader, io::DatafileStore& sto
     }
 
     if (fetched.status == 304) {
-      if (!intact || (validators.etag.empty() && validators.last_modified.empty())) {
+      if (validators.etag.empty() && validators.last_modified.empty()) {
         return failed(std::move(report),
                       fmt::format("cannot download '{}': HTTP 304 to an unconditional request",
                                   net::redact_url(fetched.url)));
       }
-      report.revision = intact->revision;
-      report.size = intact->size;
-      report.status = source.wanted_revision && intact->revision < *source.wanted_revision
+      const io::DatafileMeta& kept = *stored;
+      report.revision = kept.revision;
+      report.size = kept.size;
+      report.status = source.wanted_revision && kept.revision < *source.wanted_revision
                           ? UpdateStatus::stale
                           : UpdateStatus::not_modified;
       return report;
