@@ -1,14 +1,18 @@
 """dfhook replay: saved deliveries re-sent byte for byte, signed, reported, never redirected."""
 
 import base64
+import functools
 import http.server
 import json
 import os
 import pty
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
+import time
 import unittest
 
 import cdn
@@ -101,6 +105,83 @@ def refused_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     return s
+
+
+@functools.lru_cache(maxsize=None)
+def sanitized():
+    """True when the binary is built with AddressSanitizer, whose shadow memory and quarantine
+    make its resident size say nothing about dfhook's."""
+    with open(DFHOOK, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+MIB = 1024 * 1024
+# Peak resident size allowed to a replay that streams its input (it holds about 10 MiB).
+RSS_LIMIT = 30 * MIB
+
+# Runs a command as its child and writes "PID" and then "EXIT_CODE MAXRSS_KIB" to a file. The
+# peak that Linux reports for a process includes that of the process it was forked from (and,
+# across exec, of the program it was before), so dfhook is started from this small program
+# rather than from the test with its larger heap. SIGTERM is passed on to the command.
+MEASURE = """
+import os, signal, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM))
+with open(sys.argv[1], "w") as f:
+    f.write(f"{pid}\\n")
+    f.flush()
+    _, status, usage = os.wait4(pid, 0)
+    f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}\\n")
+"""
+
+
+def run_measured(args, stdout, stderr=subprocess.DEVNULL, write=None, until=None, timeout=120):
+    """Runs dfhook; returns (exit code, peak resident bytes). `write(pipe)`, when given, writes
+    its standard input on a thread. `until(pid)` is polled while it runs and, once true, it is
+    terminated; it is killed after `timeout` seconds."""
+    with tempfile.NamedTemporaryFile("r", prefix="dfhook-measure-") as report:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DFHOOK_")}
+        proc = subprocess.Popen([sys.executable, "-S", "-c", MEASURE, report.name, DFHOOK, *args],
+                                stdin=subprocess.PIPE if write else subprocess.DEVNULL,
+                                stdout=stdout, stderr=stderr, env=env)
+        writer = None
+        if write:
+            def feed():
+                try:
+                    with proc.stdin:
+                        write(proc.stdin)
+                except BrokenPipeError:
+                    pass
+            writer = threading.Thread(target=feed, daemon=True)
+            writer.start()
+        deadline = time.monotonic() + timeout
+        pid = None
+        try:
+            while proc.poll() is None:
+                if pid is None:
+                    report.seek(0)
+                    line = report.readline()
+                    pid = int(line) if line.endswith("\n") else None
+                if time.monotonic() > deadline:
+                    if pid is not None:
+                        os.kill(pid, signal.SIGKILL)
+                    proc.kill()
+                    proc.wait()
+                    raise AssertionError(f"dfhook {' '.join(args)} ran {timeout} s")
+                if until is not None and pid is not None and until(pid):
+                    proc.terminate()
+                    proc.wait()
+                    break
+                time.sleep(0.01)
+        finally:
+            if writer:
+                writer.join(timeout=10)
+        report.seek(0)
+        lines = report.read().splitlines()
+        code, rss_kib = (int(field) for field in lines[1].split())
+    return code, rss_kib * 1024
 
 
 class Replay(unittest.TestCase):
@@ -309,6 +390,62 @@ class Replay(unittest.TestCase):
             result = run("replay", broken)
             self.assertEqual(result.code, 2, result)
             self.assertEqual(len(receiver.requests), 1)
+
+    def test_replay_streams_its_input_memory_does_not_grow_with_the_documents(self):
+        count = 200_000
+        payload = (b'{"project_id":1234,"timestamp":1,"event":"project.flag_updated",'
+                   b'"data":[{"flag":"f","n":%d}]}\n')
+        out = os.path.join(self.dir, "out.jsonl")
+
+        def write(pipe):  # a pipe, written as dfhook reads it
+            for start in range(0, count, 1000):
+                pipe.write(b"".join(payload % n for n in range(start, start + 1000)))
+
+        with open(out, "wb") as stdout:
+            code, rss = run_measured(["replay", "--dry-run", "--format", "json", "--secret-file",
+                                      self.secrets, "--to", "http://127.0.0.1:9/"], stdout,
+                                     write=write)
+        self.assertEqual(code, 0)
+        if not sanitized():
+            self.assertLess(rss, RSS_LIMIT, f"peak RSS {rss / MIB:.1f} MiB")
+        with open(out, "rb") as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len(lines), count + 1)
+        self.assertEqual(json.loads(lines[-2])["line"], count)
+        summary = json.loads(lines[-1])
+        self.assertEqual((summary["type"], summary["deliveries"]), ("summary", count))
+
+    def test_endless_input_is_reported_as_it_is_read_memory_stays_flat(self):
+        # /dev/zero never ends: its first document is a problem, reported at once, and reading
+        # goes on (looking for a line that starts with '{') without holding what it skipped.
+        err = os.path.join(self.dir, "err")
+
+        def proc_fields(pid, name):
+            with open(f"/proc/{pid}/{name}") as f:
+                return dict(line.split(":", 1) for line in f.read().splitlines())
+
+        def read_a_lot(pid):
+            # A replay that grows is stopped before it takes the machine's memory (the check
+            # of the peak below fails); sanitizers add hundreds of MiB of their own.
+            resident = int(proc_fields(pid, "status")["VmRSS"].split()[0]) * 1024
+            if resident > (4096 * MIB if sanitized() else RSS_LIMIT):
+                return True
+            with open(err, "rb") as f:
+                if b"\n" not in f.read():
+                    return False
+            return int(proc_fields(pid, "io")["rchar"]) > 512 * MIB
+
+        with open(err, "wb") as stderr:
+            code, rss = run_measured(["replay", "--dry-run", "--to", "http://127.0.0.1:9/",
+                                      "/dev/zero"], subprocess.DEVNULL, stderr,
+                                     until=read_a_lot, timeout=60)
+        with open(err, "rb") as f:
+            reported = f.read().decode()
+        if not sanitized():
+            self.assertLess(rss, RSS_LIMIT, f"peak RSS {rss / MIB:.1f} MiB")
+        self.assertEqual(code, -signal.SIGTERM, reported)  # still reading when stopped
+        self.assertEqual(reported, "dfhook: error: /dev/zero:1:1: document 1: the document is "
+                                   "empty\nhint: this document is not sent\n")
 
 
 class ListenToListen(unittest.TestCase):

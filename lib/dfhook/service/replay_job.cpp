@@ -4,9 +4,11 @@
 #include "dfhook/core/envelope.hpp"
 #include "dfhook/core/error.hpp"
 #include "dfhook/core/signature.hpp"
-#include "dfhook/io/file.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -67,8 +69,57 @@ std::vector<std::string> LocalReplayFiles::expand(const std::string& argument) {
   return names;
 }
 
-std::string LocalReplayFiles::read(const std::string& path) {
-  return io::read_file(path);
+namespace {
+
+[[noreturn]] void throw_unreadable(const std::string& path, int error) {
+  const std::string name = path == "-" ? std::string("standard input") : "'" + path + "'";
+  throw core::usage_error("cannot read " + name + ": " + std::strerror(error));
+}
+
+class FileInput final : public ReplayInput {
+public:
+  explicit FileInput(const std::string& path) : m_path(path) {
+    if (path != "-") {
+      m_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (m_fd < 0) {
+        throw_unreadable(path, errno);
+      }
+    }
+  }
+  ~FileInput() override {
+    if (m_fd != STDIN_FILENO) {
+      ::close(m_fd);
+    }
+  }
+  FileInput(const FileInput&) = delete;
+  FileInput& operator=(const FileInput&) = delete;
+
+  std::size_t read(std::span<char> buffer) override {
+    for (;;) {
+      const ssize_t got = ::read(m_fd, buffer.data(), buffer.size());
+      if (got >= 0) {
+        return static_cast<std::size_t>(got);
+      }
+      if (errno != EINTR) {
+        throw_unreadable(m_path, errno);
+      }
+    }
+  }
+
+  bool ready() override {
+    pollfd waiting{m_fd, POLLIN, 0};
+    return ::poll(&waiting, 1, 0) != 0;
+  }
+
+private:
+  std::string m_path;
+  int m_fd = STDIN_FILENO;
+};
+
+}  // namespace
+
+std::unique_ptr<ReplayInput> LocalReplayFiles::open(const std::string& path) {
+  return std::make_unique<FileInput>(path);
 }
 
 core::ExitCode ReplaySummary::exit_code(bool dry_run) const {
@@ -85,15 +136,17 @@ struct DeliveryReader::State {
   const ReplayJobOptions& options;
   std::optional<core::SigningKey> key;
   std::string input;
-  std::string text;
+  std::unique_ptr<ReplayInput> source;  // null once the input ended or failed
+  std::string chunk;
   core::DocumentStream stream;
+  bool finished = false;  // the input's end was fed to the stream
   std::size_t documents = 0;
   bool active = false;
   core::EnvelopeView view;
   std::string body_buffer;
   std::vector<core::HeaderField> saved;
 
-  explicit State(const ReplayJobOptions& o) : options(o) {
+  explicit State(const ReplayJobOptions& o) : options(o), stream(o.max_document) {
     if (options.secret) {
       key.emplace(*options.secret);
     }
@@ -116,8 +169,8 @@ struct DeliveryReader::State {
     std::string_view content_type;
     std::string_view user_agent;
     if (core::is_envelope(root)) {
-      core::EnvelopeBodySource source;
-      if (auto problem = core::read_envelope(root, view, body_buffer, &source)) {
+      core::EnvelopeBodySource body_source;
+      if (auto problem = core::read_envelope(root, view, body_buffer, &body_source)) {
         return problem_at(item, problem->offset, with_pointer(*problem));
       }
       out.envelope = true;
@@ -148,6 +201,27 @@ struct DeliveryReader::State {
     out.body_size = out.request.body.size();
     return std::nullopt;
   }
+
+  // Feeds the stream the next chunk of the input, or its end. Throws what the input's read
+  // throws.
+  void feed() {
+    if (chunk.empty()) {
+      chunk.resize(k_chunk);
+    }
+    const std::size_t got = source->read(chunk);
+    if (got == 0) {
+      stream.finish();
+      finished = true;
+      source.reset();
+    } else {
+      stream.feed(std::string_view(chunk.data(), got));
+    }
+  }
+
+  void stop() {
+    active = false;
+    source.reset();
+  }
 };
 
 DeliveryReader::DeliveryReader(const ReplayJobOptions& options)
@@ -155,13 +229,12 @@ DeliveryReader::DeliveryReader(const ReplayJobOptions& options)
 
 DeliveryReader::~DeliveryReader() = default;
 
-void DeliveryReader::start(std::string input, std::string text) {
+void DeliveryReader::start(std::string input, std::unique_ptr<ReplayInput> source) {
   State& s = *m_state;
   s.input = std::move(input);
-  s.text = std::move(text);
+  s.source = std::move(source);
   s.stream.reset();
-  s.stream.feed(s.text);
-  s.stream.finish();
+  s.finished = false;
   s.documents = 0;
   s.active = true;
 }
@@ -171,8 +244,19 @@ bool DeliveryReader::next(ReplayDelivery& out,
   State& s = *m_state;
   while (s.active) {
     core::StreamItem item;
-    if (s.stream.next(item) != core::DocumentStream::Status::item) {
-      s.active = false;
+    const core::DocumentStream::Status status = s.stream.next(item);
+    if (status == core::DocumentStream::Status::need_more) {
+      try {
+        s.feed();
+      } catch (const core::Error& error) {
+        s.stop();
+        on_problem(ReplayInputProblem{s.input, std::nullopt, {}, error.what()});
+        return false;
+      }
+      continue;
+    }
+    if (status == core::DocumentStream::Status::end) {
+      s.stop();
       if (s.documents == 0) {
         const std::string name = s.input == "standard input" ? s.input : "'" + s.input + "'";
         on_problem(ReplayInputProblem{s.input, std::nullopt, {}, name + " holds no delivery"});
@@ -193,8 +277,22 @@ bool DeliveryReader::next(ReplayDelivery& out,
   return false;
 }
 
-bool DeliveryReader::more() const {
-  return m_state->active && !m_state->stream.between_documents();
+bool DeliveryReader::more() {
+  State& s = *m_state;
+  while (s.active && s.stream.between_documents()) {
+    if (s.finished) {
+      return false;
+    }
+    if (!s.source->ready()) {
+      return true;
+    }
+    try {
+      s.feed();
+    } catch (const core::Error&) {
+      return true;
+    }
+  }
+  return s.active;
 }
 
 ReplayJob::ReplayJob(ReplayJobOptions options, ReplayFiles& files, ReplayTransport* transport)
@@ -250,14 +348,14 @@ ReplaySummary ReplayJob::run(const ReplayEvents& events) {
         return false;
       }
       const std::string& path = files[file_index++];
-      std::string text;
+      std::unique_ptr<ReplayInput> source;
       try {
-        text = m_files.read(path);
+        source = m_files.open(path);
       } catch (const core::Error& error) {
         problem(ReplayInputProblem{display_name(path), std::nullopt, {}, error.what()});
         continue;
       }
-      reader.start(display_name(path), std::move(text));
+      reader.start(display_name(path), std::move(source));
       reading = true;
     }
   };

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "dfhook/core/document_stream.hpp"
 #include "dfhook/core/error.hpp"
 #include "dfhook/core/location.hpp"
 #include "dfhook/core/replay_headers.hpp"
@@ -10,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,18 @@
 // headers and signature, hands them to a sender and collects what each got.
 
 namespace dfhook::service {
+
+// One input being read, a chunk at a time.
+class ReplayInput {
+public:
+  virtual ~ReplayInput() = default;
+  // Reads the next bytes of the input into `buffer`, at most buffer.size(), waiting until some
+  // arrive; 0 at the input's end. Throws core::usage_error("cannot read 'PATH': <reason>")
+  // when the input cannot be read further.
+  [[nodiscard]] virtual std::size_t read(std::span<char> buffer) = 0;
+  // False when read() would wait: nothing has arrived yet on a pipe or terminal.
+  [[nodiscard]] virtual bool ready() { return true; }
+};
 
 // Where the inputs come from; LocalReplayFiles reads the real file system.
 class ReplayFiles {
@@ -28,15 +42,15 @@ public:
   // byte order of their names (the spool's names sort in delivery order), not recursing.
   // Throws core::usage_error("cannot read 'PATH': <reason>") when the argument cannot be read.
   [[nodiscard]] virtual std::vector<std::string> expand(const std::string& argument) = 0;
-  // The whole content of one file given by expand(). Throws core::usage_error when it cannot be
-  // read.
-  [[nodiscard]] virtual std::string read(const std::string& path) = 0;
+  // Opens one file given by expand() for reading ("-": standard input, left open at the end).
+  // Throws core::usage_error("cannot read 'PATH': <reason>") when it cannot be opened.
+  [[nodiscard]] virtual std::unique_ptr<ReplayInput> open(const std::string& path) = 0;
 };
 
 class LocalReplayFiles final : public ReplayFiles {
 public:
   [[nodiscard]] std::vector<std::string> expand(const std::string& argument) override;
-  [[nodiscard]] std::string read(const std::string& path) override;
+  [[nodiscard]] std::unique_ptr<ReplayInput> open(const std::string& path) override;
 };
 
 // What sends the requests; SenderTransport is net::ReplaySender.
@@ -98,6 +112,8 @@ struct ReplayJobOptions {
   std::string payload_content_type = "application/json";
   std::string payload_user_agent;
   bool dry_run = false;  // read and prepare everything, send nothing
+  // A document larger than this is a problem of that document; reading resumes after it.
+  std::size_t max_document = core::k_default_max_document;
   // When a delivery gets no answer because the receiver cannot be reached (connection
   // refused, host not resolved) after every retry, take no further delivery: the rest would
   // meet the same fate, each after its retries.
@@ -140,7 +156,10 @@ public:
 
   // Expands every input first (so a missing file or directory is found before anything is
   // sent: it is reported through on_problem and nothing is sent), then reads the documents one
-  // input at a time as the sender takes them. Deliveries stay in memory only while in flight.
+  // input at a time, a chunk at a time, as the sender takes them. Memory holds the unread part
+  // of the input being read (at most max_document and one chunk) and the deliveries in
+  // flight, whatever the size of the inputs. An input that cannot be opened or read to its end
+  // is reported through on_problem (what was read of it before is sent).
   // Throws core::Error only when the sender cannot be set up.
   ReplaySummary run(const ReplayEvents& events);
 
@@ -150,24 +169,31 @@ private:
   ReplayTransport* m_transport;
 };
 
-// Reads the deliveries of one input's bytes, one at a time: every JSON document in it
-// (concatenated or one per line); an object with "dfhook_envelope" is read as an envelope
-// (and is a problem if it is not a good one), anything else is sent as a bare payload.
+// Reads the deliveries of one input, one at a time, reading it in chunks as they are asked
+// for: every JSON document in it (concatenated or one per line); an object with
+// "dfhook_envelope" is read as an envelope (and is a problem if it is not a good one), anything
+// else is sent as a bare payload.
 class DeliveryReader {
 public:
+  // Bytes asked of the input at a time.
+  static constexpr std::size_t k_chunk = 64 * 1024;
+
   explicit DeliveryReader(const ReplayJobOptions& options);
   ~DeliveryReader();
   DeliveryReader(const DeliveryReader&) = delete;
   DeliveryReader& operator=(const DeliveryReader&) = delete;
 
-  // Starts reading `text`, the content of the input named `input`.
-  void start(std::string input, std::string text);
+  // Starts reading `source`, the input named `input`; drops the previous one.
+  void start(std::string input, std::unique_ptr<ReplayInput> source);
   // The next delivery of the input into `out`; false when the input holds no more. Documents
   // that cannot be replayed are passed to `on_problem` and skipped; so is an input that holds
-  // no document at all ("holds no delivery").
+  // no document at all ("holds no delivery"), and one that cannot be read to its end (the
+  // reason of ReplayInput::read; nothing more is read of it).
   bool next(ReplayDelivery& out, const std::function<void(ReplayInputProblem&&)>& on_problem);
-  // True when the input holds more than whitespace after what next() returned.
-  [[nodiscard]] bool more() const;
+  // True when the input holds more than whitespace after what next() returned. Reads on to find
+  // out as long as that needs no waiting; an input that would make it wait, or that cannot be
+  // read further, counts as holding more.
+  [[nodiscard]] bool more();
 
 private:
   struct State;
