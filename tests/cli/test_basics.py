@@ -1,5 +1,6 @@
 """The global behaviour every command shares: version, help, usage errors."""
 
+import os
 import subprocess
 import unittest
 
@@ -45,6 +46,13 @@ class Basics(unittest.TestCase):
                 r = run(*args)
                 self.assertEqual(r.code, 2, r)
                 self.assertEqual(r.err.splitlines()[0], "dfhook: error: " + message)
+
+    def test_the_dev_script_parses_and_says_its_usage(self):
+        script = os.path.join(os.environ["DFHOOK_SOURCE_DIR"], "dev")
+        completed = subprocess.run(["bash", script], capture_output=True, timeout=30, check=False)
+        self.assertEqual(completed.returncode, 2, completed)
+        self.assertEqual(completed.stderr.decode(),
+                         "usage: ./dev run [listen options...] | ./dev test | ./dev build\n")
 
     def test_unknown_option_is_a_usage_error_not_a_cli11_code(self):
         r = run("--no-such-option")
