@@ -1,6 +1,7 @@
 #include "command.hpp"
 #include "options_network.hpp"
 #include "options_secrets.hpp"
+#include "options_values.hpp"
 
 #include "dfhook/core/error.hpp"
 #include "dfhook/core/json.hpp"
@@ -515,11 +516,11 @@ Runner setup_replay(CLI::App& sub, const GlobalOptions& global) {
   add_secret_options(sub, options->secrets);
   sub.add_option("--concurrency", options->concurrency, "deliveries in progress at once")
       ->option_text("N")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1024}))
+      ->check(whole_number(1, 1024))
       ->capture_default_str();
   sub.add_option("--rate", options->rate, "requests started per second (0: no limit)")
       ->option_text("N")
-      ->check(CLI::NonNegativeNumber)
+      ->check(whole_number(0, 1'000'000))
       ->capture_default_str();
   sub.add_option("--header", options->headers,
                  "add or replace a header, 'Name: value'; 'Name:' removes it (repeatable)")
