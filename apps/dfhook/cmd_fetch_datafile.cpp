@@ -18,7 +18,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <limits>
 #include <memory>
 #include <random>
 #include <string>
@@ -72,10 +71,6 @@ Target resolve_target(const FetchOptions& options, const std::vector<core::AuthT
     source.url = token ? service::authenticated_datafile_url(source.name)
                        : fmt::format("https://cdn.optimizely.com/datafiles/{}", source.name);
   } else if (options.project_id != 0) {
-    if (options.project_id > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      throw core::usage_error(fmt::format(
-          "--project-id: '{}' is out of range 1..9223372036854775807", options.project_id));
-    }
     source.project_id = options.project_id;
     source.name = fmt::format("{}.json", options.project_id);
     source.url = fmt::format("https://cdn.optimizely.com/json/{}", source.name);

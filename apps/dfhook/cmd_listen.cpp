@@ -20,7 +20,6 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,12 +72,6 @@ ListenSettings check_options(const ListenOptions& options) {
                             "give a path such as /webhooks/optimizely");
   }
   settings.file_mode = file_mode_option("--file-mode", options.file_mode);
-  for (const std::uint64_t id : options.project_ids) {
-    if (id == 0 || id > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      throw core::usage_error(
-          fmt::format("--project-id: '{}' is out of range 1..9223372036854775807", id));
-    }
-  }
   for (const std::string& environment : options.environments) {
     if (environment.empty()) {
       throw core::usage_error("--environment: empty environment name");
@@ -234,6 +227,7 @@ Runner setup_listen(CLI::App& sub, const GlobalOptions& /*global*/) {
   sub.add_option("--project-id", options->project_ids,
                  "only handle webhooks of this project (repeatable)")
       ->type_name("ID")
+      ->check(whole_number(1, 9'223'372'036'854'775'807))
       ->allow_extra_args(false);
   sub.add_option("--environment", options->environments,
                  "only handle webhooks of this environment, any case (repeatable)")

@@ -219,8 +219,8 @@ class VerifyPayload(unittest.TestCase):
         self.assertEqual((r.code, r.out), (2, ""), r)
         self.assertTrue(r.err.startswith("dfhook: error: --max-age: invalid duration '5x'"), r)
         r = run("verify-payload", "--project-id", "0", stdin=SEED)
-        self.assertRun(r, 2, "", "dfhook: error: --project-id: '0' is out of range "
-                       "1..9223372036854775807\n")
+        self.assertRun(r, 2, "", "dfhook: error: --project-id: must be a whole number from 1 to "
+                       "9223372036854775807\nhint: run 'dfhook verify-payload --help' for usage\n")
         r = run("verify-payload", "--format", "yaml", stdin=SEED)
         self.assertEqual((r.code, r.out), (2, ""), r)
 

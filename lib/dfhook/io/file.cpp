@@ -11,11 +11,18 @@
 
 namespace dfhook::io {
 
+std::string input_name(const std::string& path) {
+  return path == "-" ? std::string("standard input") : "'" + path + "'";
+}
+
+std::string unreadable_message(const std::string& path, int error) {
+  return "cannot read " + input_name(path) + ": " + std::strerror(error);
+}
+
 namespace {
 
 [[noreturn]] void throw_unreadable(const std::string& path, int error) {
-  const std::string name = path == "-" ? std::string("standard input") : "'" + path + "'";
-  throw core::usage_error("cannot read " + name + ": " + std::strerror(error));
+  throw core::usage_error(unreadable_message(path, error));
 }
 
 // Reads `fd` to its end; false with errno set on a read error.

@@ -4,6 +4,7 @@
 #include "dfhook/core/envelope.hpp"
 #include "dfhook/core/error.hpp"
 #include "dfhook/core/signature.hpp"
+#include "dfhook/io/file.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -72,8 +73,7 @@ std::vector<std::string> LocalReplayFiles::expand(const std::string& argument) {
 namespace {
 
 [[noreturn]] void throw_unreadable(const std::string& path, int error) {
-  const std::string name = path == "-" ? std::string("standard input") : "'" + path + "'";
-  throw core::usage_error("cannot read " + name + ": " + std::strerror(error));
+  throw core::usage_error(io::unreadable_message(path, error));
 }
 
 class FileInput final : public ReplayInput {
