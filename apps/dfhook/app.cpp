@@ -2,15 +2,15 @@
 
 #include "dfhook/io/log.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
+#include <unistd.h>
 #include <cerrno>
 #include <climits>
 #include <cstring>
 #include <map>
 #include <string>
-#include <unistd.h>
 
 namespace dfhook::app {
 
@@ -133,7 +133,7 @@ int run(int argc, char** argv, bool network_binary) {
   GlobalOptions global;
   app.add_option("--log-format", global.log_format,
                  "log format on stderr (default: text on a terminal, JSON lines otherwise)")
-    ->check(CLI::IsMember({"text", "json"}));
+      ->check(CLI::IsMember({"text", "json"}));
   app.add_flag("-q,--quiet", global.quiet, "print only errors");
   app.add_flag("-v,--verbose", global.verbose, "print debugging detail");
 

@@ -23,19 +23,21 @@ Runner setup_replay(CLI::App& sub, const GlobalOptions& global);
 namespace {
 
 const std::array k_commands{
-  Command{"listen", "receive Optimizely webhooks and keep datafiles current", true,
-          DFHOOK_NET_SETUP(setup_listen)},
-  Command{"fetch-datafile", "download a datafile if it changed (the cron fallback)", true,
-          DFHOOK_NET_SETUP(setup_fetch_datafile)},
-  Command{"verify-payload", "check saved webhook payloads and their signatures", false,
-          DFHOOK_LOCAL_SETUP(setup_verify_payload)},
-  Command{"replay", "re-send saved deliveries to a webhook receiver", true,
-          DFHOOK_NET_SETUP(setup_replay)},
-  Command{"sign", "print the X-Hub-Signature of a body", false, DFHOOK_LOCAL_SETUP(setup_sign)},
+    Command{"listen", "receive Optimizely webhooks and keep datafiles current", true,
+            DFHOOK_NET_SETUP(setup_listen)},
+    Command{"fetch-datafile", "download a datafile if it changed (the cron fallback)", true,
+            DFHOOK_NET_SETUP(setup_fetch_datafile)},
+    Command{"verify-payload", "check saved webhook payloads and their signatures", false,
+            DFHOOK_LOCAL_SETUP(setup_verify_payload)},
+    Command{"replay", "re-send saved deliveries to a webhook receiver", true,
+            DFHOOK_NET_SETUP(setup_replay)},
+    Command{"sign", "print the X-Hub-Signature of a body", false, DFHOOK_LOCAL_SETUP(setup_sign)},
 };
 
 }  // namespace
 
-std::span<const Command> commands() { return k_commands; }
+std::span<const Command> commands() {
+  return k_commands;
+}
 
 }  // namespace dfhook::app

@@ -1,3 +1,5 @@
 #include "command.hpp"
 
-int main(int argc, char** argv) { return dfhook::app::run(argc, argv, true); }
+int main(int argc, char** argv) {
+  return dfhook::app::run(argc, argv, true);
+}
