@@ -13,14 +13,14 @@ namespace {
 using Headers = std::vector<HeaderField>;
 
 const Headers k_saved{
-  {"Host", "hooks.example.com"},
-  {"User-Agent", "AHC/2.1"},
-  {"Content-Length", "219"},
-  {"Content-Type", "application/json"},
-  {"X-Hub-Signature", "sha1=e8c4e277c194cf9e38f998e1334028645534b7b2"},
-  {"Accept", "*/*"},
-  {"X-Forwarded-For", "203.0.113.9"},
-  {"Connection", "keep-alive"},
+    {"Host", "hooks.example.com"},
+    {"User-Agent", "AHC/2.1"},
+    {"Content-Length", "219"},
+    {"Content-Type", "application/json"},
+    {"X-Hub-Signature", "sha1=e8c4e277c194cf9e38f998e1334028645534b7b2"},
+    {"Accept", "*/*"},
+    {"X-Forwarded-For", "203.0.113.9"},
+    {"Connection", "keep-alive"},
 };
 
 HeaderArgument argument(const char* text) {
@@ -36,26 +36,30 @@ TEST_CASE("saved headers are kept in order without hop-by-hop and proxy-added on
   const auto out = replay_headers(k_saved, std::nullopt, "", "", {});
   CHECK(out.error.empty());
   CHECK(out.headers == Headers{{"User-Agent", "AHC/2.1"},
-                              {"Content-Type", "application/json"},
-                              {"X-Hub-Signature", "sha1=e8c4e277c194cf9e38f998e1334028645534b7b2"},
-                              {"Accept", "*/*"}});
+                               {"Content-Type", "application/json"},
+                               {"X-Hub-Signature", "sha1=e8c4e277c194cf9e38f998e1334028645534b7b2"},
+                               {"Accept", "*/*"}});
   CHECK(out.signature == SignatureSource::saved);
 }
 
 TEST_CASE("every framing header is dropped whatever its case") {
-  const Headers saved{{"transfer-encoding", "chunked"}, {"EXPECT", "100-continue"},
-                      {"keep-alive", "timeout=5"},     {"te", "trailers"},
-                      {"Upgrade", "h2c"},              {"Trailer", "X"},
-                      {"Proxy-Connection", "close"},   {"X-Custom", "kept"}};
+  const Headers saved{{"transfer-encoding", "chunked"},
+                      {"EXPECT", "100-continue"},
+                      {"keep-alive", "timeout=5"},
+                      {"te", "trailers"},
+                      {"Upgrade", "h2c"},
+                      {"Trailer", "X"},
+                      {"Proxy-Connection", "close"},
+                      {"X-Custom", "kept"}};
   const auto out = replay_headers(saved, std::nullopt, "", "", {});
   CHECK(out.headers == Headers{{"X-Custom", "kept"}});
 }
 
 TEST_CASE("credentials and forwarding headers are never replayed") {
-  const Headers saved{{"Authorization", "Bearer x"}, {"cookie", "a=b"},
-                      {"Proxy-Authorization", "Basic y"}, {"Forwarded", "for=1.2.3.4"},
-                      {"Via", "1.1 proxy"}, {"X-Real-IP", "1.2.3.4"},
-                      {"x-forwarded-proto", "https"}};
+  const Headers saved{
+      {"Authorization", "Bearer x"}, {"cookie", "a=b"},    {"Proxy-Authorization", "Basic y"},
+      {"Forwarded", "for=1.2.3.4"},  {"Via", "1.1 proxy"}, {"X-Real-IP", "1.2.3.4"},
+      {"x-forwarded-proto", "https"}};
   CHECK(replay_headers(saved, std::nullopt, "", "", {}).headers.empty());
 }
 
@@ -66,8 +70,8 @@ TEST_CASE("a fresh signature replaces every saved one at the place of the first"
                       {"x-hub-signature", "sha1=2222222222222222222222222222222222222222"}};
   const auto out = replay_headers(saved, std::string("sha1=fresh"), "", "", {});
   CHECK(out.headers == Headers{{"Content-Type", "application/json"},
-                              {"X-Hub-Signature", "sha1=fresh"},
-                              {"User-Agent", "AHC/2.1"}});
+                               {"X-Hub-Signature", "sha1=fresh"},
+                               {"User-Agent", "AHC/2.1"}});
   CHECK(out.signature == SignatureSource::fresh);
 }
 
@@ -87,8 +91,7 @@ TEST_CASE("repeated saved signatures are all kept without a secret") {
 TEST_CASE("nothing to sign with and nothing saved means unsigned") {
   const auto out = replay_headers({}, std::nullopt, "application/json", "dfhook/1", {});
   CHECK(out.signature == SignatureSource::none);
-  CHECK(out.headers ==
-        Headers{{"Content-Type", "application/json"}, {"User-Agent", "dfhook/1"}});
+  CHECK(out.headers == Headers{{"Content-Type", "application/json"}, {"User-Agent", "dfhook/1"}});
 }
 
 TEST_CASE("defaults apply only when the header was not saved") {
@@ -101,13 +104,13 @@ TEST_CASE("defaults apply only when the header was not saved") {
 TEST_CASE("a --header overrides every saved header of that name and adds its value last") {
   const Headers saved{{"X-A", "1"}, {"User-Agent", "AHC/2.1"}, {"x-a", "2"}};
   const auto out =
-    replay_headers(saved, std::nullopt, "", "", {argument("X-A: 3"), argument("X-B: 4")});
+      replay_headers(saved, std::nullopt, "", "", {argument("X-A: 3"), argument("X-B: 4")});
   CHECK(out.headers == Headers{{"User-Agent", "AHC/2.1"}, {"X-A", "3"}, {"X-B", "4"}});
 }
 
 TEST_CASE("repeating a --header name sends every value given") {
-  const auto out =
-    replay_headers({{"X-A", "0"}}, std::nullopt, "", "", {argument("X-A: 1"), argument("x-a: 2")});
+  const auto out = replay_headers({{"X-A", "0"}}, std::nullopt, "", "",
+                                  {argument("X-A: 1"), argument("x-a: 2")});
   CHECK(out.headers == Headers{{"X-A", "1"}, {"x-a", "2"}});
 }
 
@@ -125,15 +128,13 @@ TEST_CASE("a --header signature overrides the fresh one and is reported as such"
 }
 
 TEST_CASE("removing the signature with --header leaves the delivery unsigned") {
-  const auto out =
-    replay_headers({{"X-Hub-Signature", "sha1=a"}}, std::nullopt, "", "",
-                   {argument("X-Hub-Signature:")});
+  const auto out = replay_headers({{"X-Hub-Signature", "sha1=a"}}, std::nullopt, "", "",
+                                  {argument("X-Hub-Signature:")});
   CHECK(out.signature == SignatureSource::none);
 }
 
 TEST_CASE("a saved header with a line break in its value refuses the delivery") {
-  const auto out =
-    replay_headers({{"X-A", "1\r\nX-Injected: 1"}}, std::nullopt, "", "", {});
+  const auto out = replay_headers({{"X-A", "1\r\nX-Injected: 1"}}, std::nullopt, "", "", {});
   CHECK(out.error == "saved header 'X-A' has a value with a line break or a NUL byte");
 }
 
@@ -166,5 +167,6 @@ TEST_CASE("parse_header_argument rejects malformed arguments with a reason") {
 }
 
 TEST_CASE("parse_header_argument accepts Host for a virtual host") {
-  CHECK(argument("Host: hooks.example.com").value == std::optional<std::string>("hooks.example.com"));
+  CHECK(argument("Host: hooks.example.com").value ==
+        std::optional<std::string>("hooks.example.com"));
 }

@@ -57,8 +57,8 @@ bool is_credential(std::string_view name) {
 
 bool is_hop_by_hop_header(std::string_view name) {
   static constexpr std::array<std::string_view, 10> k_names{
-    "Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
-    "Proxy-Connection", "TE", "Trailer", "Upgrade", "Expect"};
+      "Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Proxy-Connection",
+      "TE",   "Trailer",        "Upgrade",           "Expect"};
   return is_one_of(name, k_names);
 }
 
@@ -124,8 +124,8 @@ ReplayHeaders replay_headers(const std::vector<HeaderField>& saved,
       return out;
     }
     if (!is_header_value(field.second)) {
-      out.error = "saved header '" + std::string(name) +
-                  "' has a value with a line break or a NUL byte";
+      out.error =
+          "saved header '" + std::string(name) + "' has a value with a line break or a NUL byte";
       return out;
     }
     if (is_hop_by_hop_header(name) || is_proxy_added_header(name) || is_credential(name)) {
@@ -153,9 +153,8 @@ ReplayHeaders replay_headers(const std::vector<HeaderField>& saved,
   std::vector<std::string_view> overridden;
   bool signature_argument = false;
   for (const HeaderArgument& argument : arguments) {
-    const bool seen = std::any_of(overridden.begin(), overridden.end(), [&](std::string_view n) {
-      return iequals(n, argument.name);
-    });
+    const bool seen = std::any_of(overridden.begin(), overridden.end(),
+                                  [&](std::string_view n) { return iequals(n, argument.name); });
     if (!seen) {
       erase_named(out.headers, argument.name);
       overridden.push_back(argument.name);

@@ -44,7 +44,7 @@ struct HeaderArgument {
 
 // Where the signature of a replayed delivery comes from.
 enum class SignatureSource {
-  fresh,  // computed now with the first secret, replacing any saved X-Hub-Signature
+  fresh,     // computed now with the first secret, replacing any saved X-Hub-Signature
   saved,     // the saved X-Hub-Signature header(s), as they were received
   argument,  // set by a --header argument
   none,      // no secret, nothing saved: sent unsigned

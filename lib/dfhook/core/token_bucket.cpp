@@ -6,8 +6,8 @@ namespace dfhook::core {
 
 TokenBucket::TokenBucket(double rate, int burst, Clock::time_point now)
     : m_interval(std::max<Clock::duration>(
-        std::chrono::round<Clock::duration>(std::chrono::duration<double>(1.0 / rate)),
-        Clock::duration(1))),
+          std::chrono::round<Clock::duration>(std::chrono::duration<double>(1.0 / rate)),
+          Clock::duration(1))),
       m_tolerance(m_interval * (std::max(burst, 1) - 1)),
       m_due(now) {}
 

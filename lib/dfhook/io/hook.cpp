@@ -21,7 +21,6 @@
 #include <thread>
 #include <utility>
 
-
 namespace dfhook::io {
 
 namespace {

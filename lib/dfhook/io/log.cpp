@@ -2,11 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
-#include <unistd.h>
 
 namespace dfhook::io {
 
@@ -76,7 +76,7 @@ bool needs_quotes(std::string_view text) {
 std::string now_rfc3339() {
   const auto now = std::chrono::system_clock::now();
   const auto micros =
-    std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   const std::time_t seconds = static_cast<std::time_t>(micros / 1000);
   std::tm utc{};
   gmtime_r(&seconds, &utc);

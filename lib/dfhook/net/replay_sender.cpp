@@ -308,9 +308,7 @@ struct ReplaySender::State {
     finish(std::move(result));
   }
 
-  void finish(ReplayResult result) {
-    finished.emplace(result.index, std::move(result));
-  }
+  void finish(ReplayResult result) { finished.emplace(result.index, std::move(result)); }
 
   void report(const OnResult& on_result) {
     for (auto it = finished.find(next_report); it != finished.end();
@@ -403,17 +401,15 @@ ReplaySender::Totals ReplaySender::run(const NextRequest& next, const OnResult& 
     auto wait = std::chrono::milliseconds(1000);
     if (!s.retries.empty()) {
       wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
-                              std::max(s.retries.begin()->first - now, Clock::duration::zero())));
+                                std::max(s.retries.begin()->first - now, Clock::duration::zero())));
     }
     const bool could_start =
-      !s.stopping &&
-      (!s.retries.empty() ||
-       (!source_done && s.active.size() + s.retries.size() < s.options.concurrency));
+        !s.stopping && (!s.retries.empty() || (!source_done && s.active.size() + s.retries.size() <
+                                                                   s.options.concurrency));
     if (could_start && s.bucket) {
       wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(s.bucket->wait_time(now)));
     }
-    if (curl_multi_poll(s.multi, nullptr, 0, static_cast<int>(wait.count()), nullptr) !=
-        CURLM_OK) {
+    if (curl_multi_poll(s.multi, nullptr, 0, static_cast<int>(wait.count()), nullptr) != CURLM_OK) {
       throw core::failure("waiting for the network failed");
     }
     int running = 0;

@@ -22,12 +22,12 @@ struct ReplayRequest {
 };
 
 struct ReplaySenderOptions {
-  std::string url;               // every request is a POST to this http or https URL
+  std::string url;  // every request is a POST to this http or https URL
   // Deliveries in progress at once (at least 1): in flight, or waiting to retry, so that with
   // 1 each delivery is done before the next starts.
   std::size_t concurrency = 1;
-  double rate = 0;               // attempts started per second (token bucket, burst 1); 0: no limit
-  int retries = 2;               // further attempts on network errors, 429 and 5xx
+  double rate = 0;  // attempts started per second (token bucket, burst 1); 0: no limit
+  int retries = 2;  // further attempts on network errors, 429 and 5xx
   std::chrono::milliseconds timeout{30'000};          // one attempt, connect to last byte
   std::chrono::milliseconds connect_timeout{10'000};  // TCP + TLS handshake of one attempt
   std::string cacert;                                 // CA bundle file; empty: the system's
@@ -49,11 +49,11 @@ enum class ReplayOutcome {
 struct ReplayResult {
   std::size_t index = 0;  // position of the request in the input, from 0
   ReplayOutcome outcome = ReplayOutcome::network;
-  long status = 0;        // HTTP status of the last answer; 0 when none arrived
-  std::string location;   // Location of a 3xx, exactly as received ("" when absent)
-  std::string error;      // network: libcurl's message for the last attempt
+  long status = 0;           // HTTP status of the last answer; 0 when none arrived
+  std::string location;      // Location of a 3xx, exactly as received ("" when absent)
+  std::string error;         // network: libcurl's message for the last attempt
   bool unreachable = false;  // network: the last attempt could not connect or resolve
-  std::string response;   // the first KiB of the last answer's body
+  std::string response;      // the first KiB of the last answer's body
   int attempts = 0;
   std::chrono::microseconds duration{0};  // from the first attempt's start to the result,
                                           // waits between attempts included
@@ -62,8 +62,7 @@ struct ReplayResult {
 };
 
 // The delay before retry `retry` (1 for the first retry): full jitter, `uniform` in [0, 1).
-[[nodiscard]] std::chrono::milliseconds replay_backoff(int retry,
-                                                       std::chrono::milliseconds base,
+[[nodiscard]] std::chrono::milliseconds replay_backoff(int retry, std::chrono::milliseconds base,
                                                        std::chrono::milliseconds max,
                                                        double uniform);
 
