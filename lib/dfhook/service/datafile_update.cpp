@@ -246,25 +246,20 @@ UpdateReport update_datafile(net::Downloader& downloader, io::DatafileStore& sto
     // the whole datafile) runs while the connection is made, and the request waits for it.
     net::Validators validators;
     std::future<std::optional<io::DatafileMeta>> checking;
-    std::optional<std::optional<io::DatafileMeta>> checked;
-    const auto intact = [&]() -> const std::optional<io::DatafileMeta>& {
-      if (!checked) {
-        checked = checking.valid() ? checking.get() : store.verified(source.name);
+    std::optional<bool> intact;
+    // Whether the validators sent belong to an intact local copy (only asked when some were).
+    const auto confirmed = [&] {
+      if (!intact) {
+        const std::optional<io::DatafileMeta> meta = checking.get();
+        intact = meta && meta->etag == stored->etag && meta->last_modified == stored->last_modified;
       }
-      return *checked;
+      return *intact;
     };
     if (stored && !policy.force && (stored->etag || stored->last_modified)) {
       validators.etag = stored->etag.value_or("");
       validators.last_modified = stored->last_modified.value_or("");
       checking =
           std::async(std::launch::async, [&store, &source] { return store.verified(source.name); });
-    }
-    // Whether the validators sent belong to an intact local copy.
-    const auto confirmed = [&] {
-      const auto& meta = intact();
-      return meta && meta->etag == stored->etag && meta->last_modified == stored->last_modified;
-    };
-    if (checking.valid()) {
       validators.confirm = confirmed;
     }
 
