@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <unistd.h>
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -29,10 +30,21 @@ std::string_view level_name(LogLevel level) {
   return "info";
 }
 
+bool needs_json_escape(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return c == '"' || c == '\\' || u < 0x20 || u == 0x7f;
+}
+
+// Appends runs that need no escape whole: a delivery's line is written per request.
 void append_json_string(std::string& out, std::string_view text) {
   out += '"';
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
+  while (!text.empty()) {
+    const auto plain = std::find_if(text.begin(), text.end(), needs_json_escape);
+    out.append(text.begin(), plain);
+    if (plain == text.end()) {
+      break;
+    }
+    const char c = *plain;
     switch (c) {
     case '"':
       out += "\\\"";
@@ -50,12 +62,9 @@ void append_json_string(std::string& out, std::string_view text) {
       out += "\\t";
       break;
     default:
-      if (u < 0x20 || u == 0x7f) {
-        out += fmt::format("\\u{:04x}", u);
-      } else {
-        out += c;
-      }
+      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
     }
+    text.remove_prefix(static_cast<std::size_t>(plain - text.begin()) + 1);
   }
   out += '"';
 }
