@@ -1,5 +1,7 @@
 #include "dfhook/core/envelope.hpp"
 
+#include "dfhook/core/ascii.hpp"
+
 #include <openssl/evp.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -35,19 +37,6 @@ bool is_lower_hex(std::string_view text) {
     bad |= (digit | letter) ^ 1U;
   }
   return bad == 0;
-}
-
-bool equals_ignoring_case(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
-    if (lower(a[i]) != lower(b[i])) {
-      return false;
-    }
-  }
-  return true;
 }
 
 // EVP_DecodeBlock decodes groups of 4 and does not report the padding; it also skips
@@ -157,8 +146,8 @@ bool is_envelope(JsonValue root) {
 }
 
 bool is_credential_header(std::string_view name) {
-  return equals_ignoring_case(name, "authorization") || equals_ignoring_case(name, "cookie") ||
-         equals_ignoring_case(name, "proxy-authorization");
+  return iequals(name, "authorization") || iequals(name, "cookie") ||
+         iequals(name, "proxy-authorization");
 }
 
 std::optional<Problem> read_envelope(JsonValue root, EnvelopeView& out, std::string& body_buffer,
@@ -300,7 +289,7 @@ void header_values(const Envelope& envelope, std::string_view name,
                    std::vector<std::string_view>& out) {
   out.clear();
   for (const Header& header : envelope.headers) {
-    if (equals_ignoring_case(header.name, name)) {
+    if (iequals(header.name, name)) {
       out.emplace_back(header.value);
     }
   }
@@ -310,7 +299,7 @@ void header_values(const EnvelopeView& envelope, std::string_view name,
                    std::vector<std::string_view>& out) {
   out.clear();
   for_each_header(*envelope.headers, [&](std::string_view header, std::string_view value) {
-    if (equals_ignoring_case(header, name)) {
+    if (iequals(header, name)) {
       out.push_back(value);
     }
   });

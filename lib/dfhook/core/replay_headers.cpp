@@ -1,5 +1,7 @@
 #include "dfhook/core/replay_headers.hpp"
 
+#include "dfhook/core/ascii.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -9,17 +11,6 @@ namespace dfhook::core {
 namespace {
 
 constexpr std::string_view k_signature_header = "X-Hub-Signature";
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-bool istarts_with(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
-}
 
 template <std::size_t N>
 bool is_one_of(std::string_view name, const std::array<std::string_view, N>& names) {

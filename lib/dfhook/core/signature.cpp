@@ -1,5 +1,6 @@
 #include "dfhook/core/signature.hpp"
 
+#include "dfhook/core/ascii.hpp"
 #include "dfhook/core/error.hpp"
 
 #include <openssl/crypto.h>
@@ -37,22 +38,6 @@ constexpr std::array<unsigned char, 256> k_hex_values = [] {
 
 bool is_blank(char c) {
   return c == ' ' || c == '\t';
-}
-
-bool equals_ignoring_case(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char c = a[i];
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-    if (c != b[i]) {
-      return false;
-    }
-  }
-  return true;
 }
 
 const unsigned char* bytes(std::string_view text) {
@@ -122,7 +107,7 @@ std::optional<Digest> parse_signature_header(std::string_view value) {
   }
   Digest digest{};
   if (value.size() != k_prefix.size() + 2 * digest.size() ||
-      !equals_ignoring_case(value.substr(0, k_prefix.size()), k_prefix)) {
+      !iequals(value.substr(0, k_prefix.size()), k_prefix)) {
     return std::nullopt;
   }
   value.remove_prefix(k_prefix.size());

@@ -1,5 +1,6 @@
 #include "dfhook/core/verification.hpp"
 
+#include "dfhook/core/ascii.hpp"
 #include "dfhook/core/rapidjson_reader.hpp"
 #include "dfhook/core/units.hpp"
 
@@ -25,15 +26,6 @@ namespace {
 
 constexpr std::string_view k_signature_header = "x-hub-signature";
 
-bool equals_ignoring_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           const auto lower = [](char c) {
-             return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-           };
-           return lower(x) == lower(y);
-         });
-}
-
 void read_signature_headers(JsonValue headers, SignatureHeaders& out) {
   out.state = SignatureHeaders::State::absent;
   out.pointer.assign("/headers");
@@ -45,7 +37,7 @@ void read_signature_headers(JsonValue headers, SignatureHeaders& out) {
     const std::string_view name = (*item).string();
     ++item;
     const JsonValue value = *item;
-    if (equals_ignoring_case(name, k_signature_header)) {
+    if (iequals(name, k_signature_header)) {
       const std::optional<Digest> digest = parse_signature_header(value.string());
       const auto locate = [&] {
         out.pointer.assign("/headers/");

@@ -1,5 +1,6 @@
 #include "dfhook/net/http_client.hpp"
 
+#include "dfhook/core/ascii.hpp"
 #include "dfhook/io/log.hpp"
 #include "dfhook/net/url.hpp"
 
@@ -64,21 +65,6 @@ bool is_digits(std::string_view text) {
 // A header value that could end a header line early must never be echoed into a request.
 bool is_safe_header_value(std::string_view value) {
   return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
-bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
-  if (text.size() < prefix.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    const auto lower = [](char c) {
-      return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-    };
-    if (lower(text[i]) != lower(prefix[i])) {
-      return false;
-    }
-  }
-  return true;
 }
 
 // Errors that another attempt cannot cure: the request or the peer's identity is wrong.
@@ -337,7 +323,7 @@ struct HttpClient::Impl {
       const bool same_origin = origin_of(url) == first_origin;
       for (const auto& lines : {std::span<const std::string>(options.headers), extra_headers}) {
         for (const std::string& line : lines) {
-          if (!same_origin && starts_with_ignoring_case(line, "authorization:")) {
+          if (!same_origin && core::istarts_with(line, "authorization:")) {
             continue;
           }
           slist_append(headers, line);

@@ -1,5 +1,6 @@
 #include "dfhook/net/http_server.hpp"
 
+#include "dfhook/core/ascii.hpp"
 #include "dfhook/core/error.hpp"
 #include "dfhook/io/log.hpp"
 #include "dfhook/io/rejection_summary.hpp"
@@ -37,6 +38,8 @@
 #include <thread>
 
 namespace dfhook::net {
+
+using core::iequals;
 
 namespace {
 
@@ -80,13 +83,6 @@ std::string lower_first(std::string text) {
     text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
   }
   return text;
-}
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 void set_error(HttpResponse& response, int status, std::string_view message) {

@@ -1,5 +1,6 @@
 #include "dfhook/net/replay_sender.hpp"
 
+#include "dfhook/core/ascii.hpp"
 #include "dfhook/core/error.hpp"
 #include "dfhook/core/replay_headers.hpp"
 #include "dfhook/core/token_bucket.hpp"
@@ -14,6 +15,8 @@
 #include <random>
 
 namespace dfhook::net {
+
+using core::iequals;
 
 namespace {
 
@@ -58,13 +61,6 @@ std::size_t keep_response(char* data, std::size_t size, std::size_t count, void*
   const std::size_t room = k_response_keep - std::min(k_response_keep, transfer->response.size());
   transfer->response.append(data, std::min(room, bytes));
   return bytes;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 curl_slist* append_or_throw(curl_slist* list, const std::string& line) {

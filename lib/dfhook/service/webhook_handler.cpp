@@ -1,5 +1,6 @@
 #include "dfhook/service/webhook_handler.hpp"
 
+#include "dfhook/core/ascii.hpp"
 #include "dfhook/core/json.hpp"
 #include "dfhook/core/payload.hpp"
 #include "dfhook/core/signature.hpp"
@@ -19,6 +20,8 @@
 #include <iterator>
 
 namespace dfhook::service {
+
+using core::iequals;
 
 namespace {
 
@@ -47,13 +50,6 @@ constexpr std::size_t k_max_signature_fields = 8;
 constexpr std::size_t k_remembered_urls = 64;
 // Values from the payload are cut to this in log lines.
 constexpr std::size_t k_log_value_limit = 100;
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 std::string_view trim(std::string_view text) noexcept {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
