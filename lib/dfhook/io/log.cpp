@@ -82,16 +82,29 @@ bool needs_quotes(std::string_view text) {
   return false;
 }
 
+// The time of a log line, "2024-05-01T12:00:00.123Z". The part up to the second is formatted
+// once per second and thread: a busy listener logs a line per delivery.
 std::string now_rfc3339() {
   const auto now = std::chrono::system_clock::now();
-  const auto micros =
+  const auto millis =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  const std::time_t seconds = static_cast<std::time_t>(micros / 1000);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", utc.tm_year + 1900,
-                     utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                     micros % 1000);
+  const std::time_t seconds = static_cast<std::time_t>(millis / 1000);
+  thread_local std::time_t cached_second = -1;
+  thread_local std::string cached_prefix;
+  if (seconds != cached_second) {
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    cached_prefix = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.", utc.tm_year + 1900,
+                                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec);
+    cached_second = seconds;
+  }
+  std::string text = cached_prefix;
+  const auto fraction = static_cast<unsigned>(millis % 1000);
+  text += static_cast<char>('0' + fraction / 100);
+  text += static_cast<char>('0' + fraction / 10 % 10);
+  text += static_cast<char>('0' + fraction % 10);
+  text += 'Z';
+  return text;
 }
 
 }  // namespace
@@ -112,6 +125,7 @@ bool log_enabled(LogLevel level) {
 std::string format_log_line(LogFormat format, LogLevel level, std::string_view timestamp,
                             std::string_view message, std::initializer_list<LogField> fields) {
   std::string line;
+  line.reserve(256);
   if (format == LogFormat::json) {
     line += "{";
     if (!timestamp.empty()) {
