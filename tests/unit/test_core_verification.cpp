@@ -381,6 +381,13 @@ TEST_CASE("--project-id and --max-age make a datafile update invalid") {
   options.max_age = std::chrono::seconds(299);
   check_invalid(k_seed, "/timestamp", "sent 2016-07-13T21:58:33Z, more than --max-age 299s ago",
                 options);
+
+  // A timestamp in the future passes only within the same bound (clock skew), not forever.
+  options.now = std::chrono::system_clock::time_point(std::chrono::seconds(1468447113 - 299));
+  CHECK(verify_one(k_seed, options).status == VerdictStatus::ok);
+  options.now = std::chrono::system_clock::time_point(std::chrono::seconds(1468447113 - 300));
+  check_invalid(k_seed, "/timestamp",
+                "sent 2016-07-13T21:58:33Z, more than --max-age 299s in the future", options);
 }
 
 TEST_CASE("an input without documents has a verdict without a number") {

@@ -504,6 +504,20 @@ TEST_SUITE("step 6: filters") {
           R"({"status":"ignored","reason":"timestamp 1468447113 is older than --max-age 5m"})");
   }
 
+  TEST_CASE("a timestamp further in the future than --max-age is ignored too") {
+    WebhookOptions options;
+    options.max_age = std::chrono::minutes(5);
+    Harness h(options);
+    const auto url = "https://cdn.optimizely.com/json/1234.json";
+    const auto origin = "https://optimizely.s3.amazonaws.com/json/1234.json";
+    CHECK(h.post_signed(datafile_update({}, 5, 1234, url, origin, k_now + 300)).status == 202);
+    const auto answer = h.post_signed(datafile_update({}, 6, 1234, url, origin, k_now + 301));
+    CHECK(answer.status == 200);
+    CHECK(answer.body == R"({"status":"ignored","reason":"timestamp )" +
+                             std::to_string(k_now + 301) +
+                             R"( is more than --max-age 5m in the future"})");
+  }
+
   TEST_CASE("a secret bound to another project is a 401; bound to this one, accepted") {
     auto set = std::make_shared<dfhook::core::SecretSet>();
     set->add(dfhook::core::Secret{"bound-secret", 4321, "'s':1"});

@@ -328,11 +328,15 @@ void Verifier::judge(const PreparedDocument& document, Verdict& out) {
     const std::int64_t now =
         std::chrono::duration_cast<std::chrono::seconds>(m_options.now.time_since_epoch()).count();
     const std::int64_t age = now - m_payload.timestamp;
-    if (age > 0 && age * 1000 > m_options.max_age->count()) {
+    // The future passes within the same bound (clock skew), as in listen.
+    const bool old = age > 0 && age * 1000 > m_options.max_age->count();
+    // In whole seconds: a timestamp near 2^63 times 1000 would overflow.
+    const bool future = age < 0 && -age > m_options.max_age->count() / 1000;
+    if (old || future) {
       const std::optional<JsonValue> value = m_body_json.root().find("timestamp");
       invalid(document, out, "/timestamp", text_offset(value ? value->offset() : 0),
               "sent " + format_utc(m_payload.timestamp) + ", more than --max-age " +
-                  format_duration(*m_options.max_age) + " ago");
+                  format_duration(*m_options.max_age) + (old ? " ago" : " in the future"));
       return;
     }
   }

@@ -35,7 +35,8 @@ struct VerifyOptions {
   // --signature: the X-Hub-Signature of a bare payload, as given (parsed when judged, so that a
   // malformed value makes the document invalid). Envelopes carry their own.
   std::optional<std::string> signature;
-  // --max-age: a datafile update whose timestamp is older than now - max_age is invalid.
+  // --max-age: a datafile update whose timestamp is older than now - max_age, or later than
+  // now + max_age, is invalid.
   std::optional<std::chrono::milliseconds> max_age;
   std::chrono::system_clock::time_point now;
   // --project-id: when not empty, a datafile update for another project is invalid.

@@ -406,11 +406,18 @@ void WebhookHandler::handle_webhook(const net::HttpRequest& request, net::HttpRe
   if (m_options.max_age) {
     const std::int64_t now_seconds =
         std::chrono::duration_cast<std::chrono::seconds>(received_at.time_since_epoch()).count();
-    if (now_seconds - payload.timestamp > m_options.max_age->count()) {
-      const std::string reason = fmt::format(
-          "timestamp {} is older than --max-age {}", payload.timestamp,
-          core::format_duration(
-              std::chrono::duration_cast<std::chrono::milliseconds>(*m_options.max_age)));
+    // A timestamp from the future passes within the same bound (clock skew), never forever:
+    // else a signed delivery stamped years ahead could be replayed for years.
+    const std::int64_t age = now_seconds - payload.timestamp;
+    const std::int64_t bound = m_options.max_age->count();
+    if (age > bound || -age > bound) {
+      const std::string max_age = core::format_duration(
+          std::chrono::duration_cast<std::chrono::milliseconds>(*m_options.max_age));
+      const std::string reason =
+          age > bound
+              ? fmt::format("timestamp {} is older than --max-age {}", payload.timestamp, max_age)
+              : fmt::format("timestamp {} is more than --max-age {} in the future",
+                            payload.timestamp, max_age);
       answer_ignored(response, reason);
       log_delivery(DeliveryOutcome::ignored, "ignored", &payload, reason);
       return;

@@ -84,9 +84,9 @@ struct WebhookContext {
 //   5. The payload rules (core::parse_payload) → 400 with the pointer of the problem.
 //   6. A secret bound to another project → 401 "invalid signature". Other events, projects
 //      outside project_ids, environments outside environments (case-insensitive; none in the
-//      payload while environments are given), timestamps older than max_age → 200 ignored.
-//      cdn_url, then origin_url, on a host not allowed or not HTTPS → 400 with the pointer
-//      /data/cdn_url or /data/origin_url.
+//      payload while environments are given), timestamps older than max_age (or further in the
+//      future) → 200 ignored. cdn_url, then origin_url, on a host not allowed or not HTTPS → 400
+//      with the pointer /data/cdn_url or /data/origin_url.
 //   7. Revision stored and not lower → 200 {"status":"up-to-date"}.
 //   8. Enqueued → 202 {"status":"accepted","revision":N}; queue full → 503.
 // One info log line "delivery" per request that passed step 4; never a signature or secret.
