@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import tempfile
 import unittest
 
 DFHOOK = os.environ["DFHOOK_BIN"]
@@ -36,6 +37,23 @@ def run(*args, stdin=b"", env=None, timeout=60):
     completed = subprocess.run([DFHOOK, *args], input=stdin, capture_output=True,
                                env=full_env, timeout=timeout, check=False)
     return Result(completed)
+
+
+class TempDirTestCase(unittest.TestCase):
+    """A test case with a fresh temporary directory, self.dir, removed after each test."""
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="dfhook-test-")
+        self.addCleanup(tmp.cleanup)
+        self.dir = tmp.name
+
+    def write(self, name, content):
+        """Writes bytes to DIR/name (creating its folders); returns the path."""
+        path = os.path.join(self.dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(content)
+        return path
 
 
 def main():

@@ -16,7 +16,7 @@ import time
 import unittest
 
 import cdn
-from dfhook_test import DFHOOK, main, read_fixture, run
+from dfhook_test import DFHOOK, TempDirTestCase, main, read_fixture, run
 from listener import SECRET, Listener, sign
 
 SEED = read_fixture("seed-payload.json")
@@ -184,23 +184,10 @@ def run_measured(args, stdout, stderr=subprocess.DEVNULL, write=None, until=None
     return code, rss_kib * 1024
 
 
-class Replay(unittest.TestCase):
+class Replay(TempDirTestCase):
     def setUp(self):
-        self._tmp = tempfile.TemporaryDirectory(prefix="dfhook-replay-")
-        self.dir = self._tmp.name
-        self.secrets = os.path.join(self.dir, "secrets")
-        with open(self.secrets, "w") as f:
-            f.write(SECRET + "\n")
-
-    def tearDown(self):
-        self._tmp.cleanup()
-
-    def write(self, name, data):
-        path = os.path.join(self.dir, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-        return path
+        super().setUp()
+        self.secrets = self.write("secrets", (SECRET + "\n").encode())
 
     def saved_dir(self, bodies, signed=True):
         """A directory of envelopes, one per body, in this order."""

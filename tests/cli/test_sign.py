@@ -2,10 +2,8 @@
 
 import os
 import subprocess
-import tempfile
-import unittest
 
-from dfhook_test import DFHOOK, fixture, main, read_fixture, run
+from dfhook_test import DFHOOK, TempDirTestCase, fixture, main, read_fixture, run
 
 SECRET = "test-webhook-secret"
 SEED_SIGNATURE = "sha1=e8c4e277c194cf9e38f998e1334028645534b7b2"
@@ -13,17 +11,7 @@ NO_SECRET_ERROR = ("dfhook: error: no secret to sign with\n"
                    "hint: give one with --secret-file FILE, DFHOOK_SECRET or --secret VALUE\n")
 
 
-class Sign(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="dfhook-sign-")
-        self.addCleanup(self.tmp.cleanup)
-
-    def write(self, name, content):
-        path = os.path.join(self.tmp.name, name)
-        with open(path, "wb") as f:
-            f.write(content)
-        return path
-
+class Sign(TempDirTestCase):
     def test_signs_the_seed_payload_as_documented(self):
         keys = self.write("keys.txt", f"{SECRET}\n".encode())
         r = run("sign", fixture("seed-payload.json"), "--secret-file", keys)
@@ -104,13 +92,13 @@ class Sign(unittest.TestCase):
         self.assertEqual(r.out, "")
 
     def test_an_unreadable_body_is_a_usage_error(self):
-        missing = os.path.join(self.tmp.name, "missing.json")
+        missing = os.path.join(self.dir, "missing.json")
         r = run("sign", missing, "--secret", SECRET)
         self.assertEqual((r.code, r.out, r.err), (2, "", f"dfhook: error: cannot read "
                                                   f"'{missing}': No such file or directory\n"), r)
 
     def test_an_unreadable_secret_file_is_a_usage_error(self):
-        missing = os.path.join(self.tmp.name, "keys.txt")
+        missing = os.path.join(self.dir, "keys.txt")
         r = run("sign", fixture("seed-payload.json"), "--secret-file", missing)
         self.assertEqual((r.code, r.out, r.err), (2, "", f"dfhook: error: cannot read "
                                                   f"'{missing}': No such file or directory\n"), r)

@@ -6,10 +6,8 @@ import json
 import os
 import select
 import subprocess
-import tempfile
-import unittest
 
-from dfhook_test import DFHOOK, fixture, main, read_fixture, run
+from dfhook_test import DFHOOK, TempDirTestCase, fixture, main, read_fixture, run
 
 SECRET = "test-webhook-secret"
 SEED = read_fixture("seed-payload.json")
@@ -39,17 +37,7 @@ def seed_with(old, new):
     return SEED.replace(old, new, 1)
 
 
-class VerifyPayload(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="dfhook-verify-")
-        self.addCleanup(self.tmp.cleanup)
-
-    def write(self, name, content):
-        path = os.path.join(self.tmp.name, name)
-        with open(path, "wb") as f:
-            f.write(content)
-        return path
-
+class VerifyPayload(TempDirTestCase):
     def keys(self, text=SECRET):
         return self.write("keys.txt", (text + "\n").encode())
 
@@ -181,7 +169,7 @@ class VerifyPayload(unittest.TestCase):
         column = saved.index(b":1234,") + 2
         r = run("verify-payload", "--secret-file", self.keys(f"99 {SECRET}"), stdin=saved)
         self.assertEqual(r.code, 1, r)
-        keys = os.path.join(self.tmp.name, "keys.txt")
+        keys = os.path.join(self.dir, "keys.txt")
         self.assertEqual(r.out, f"-:1:{column}: document 1: invalid: /project_id: signed with "
                          f"the secret from '{keys}':1, which is bound to another project\n")
         self.assertNotIn(SECRET, r.out + r.err)
@@ -305,17 +293,17 @@ class VerifyPayload(unittest.TestCase):
                        f"-:4:1: document 3: {SEED_OK} signature=unchecked\n")
 
     def test_an_unreadable_file_is_exit_2_and_the_others_are_checked(self):
-        missing = os.path.join(self.tmp.name, "missing.json")
+        missing = os.path.join(self.dir, "missing.json")
         path = fixture("seed-payload.json")
         bad = self.write("bad.json", seed_with(b'"revision":1', b'"revision":0'))
-        r = run("verify-payload", path, missing, bad, self.tmp.name)
+        r = run("verify-payload", path, missing, bad, self.dir)
         self.assertEqual(r.code, 2, r)
         self.assertEqual(r.out, f"{path}:1:1: document 1: {SEED_OK} signature=unchecked\n"
                          f"{bad}:1:97: document 1: invalid: /data/revision: must be between 1 and "
                          "18446744073709551615, found 0\n")
         self.assertEqual(r.err, f"dfhook: error: cannot read '{missing}': No such file or "
                          "directory\n"
-                         f"dfhook: error: cannot read '{self.tmp.name}': Is a directory\n")
+                         f"dfhook: error: cannot read '{self.dir}': Is a directory\n")
 
     # Filters
 
