@@ -87,11 +87,7 @@ Target resolve_target(const FetchOptions& options, const std::vector<core::AuthT
           fmt::format("--url: '{}' does not end in a file name", net::redact_url(options.url)),
           "name the file with --out FILE");
     }
-    const std::string_view stem =
-        std::string_view(source.name)
-            .substr(0,
-                    source.name.ends_with(".json") ? source.name.size() - 5 : source.name.size());
-    token = core::find_token(tokens, stem);
+    token = core::find_token(tokens, service::datafile_key(source.name));
   }
   if (token) {
     source.headers.push_back(fmt::format("Authorization: Bearer {}", *token));

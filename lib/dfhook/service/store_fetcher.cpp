@@ -45,6 +45,11 @@ std::string authenticated_datafile_url(std::string_view name) {
   return fmt::format("https://config.optimizely.com/datafiles/auth/{}", name);
 }
 
+std::string_view datafile_key(std::string_view name) {
+  constexpr std::string_view k_suffix = ".json";
+  return name.ends_with(k_suffix) ? name.substr(0, name.size() - k_suffix.size()) : name;
+}
+
 StoreFetcher::StoreFetcher(io::DatafileStore& store, DownloaderFactory downloaders,
                            UpdatePolicy policy, Metrics& metrics,
                            std::vector<core::AuthToken> tokens, HookRunner run_hook)
@@ -94,8 +99,7 @@ DatafileSource StoreFetcher::source_for(const UpdateRequest& request,
       auth_url.empty()) {
     return source;
   }
-  const std::string_view sdk_key =
-      std::string_view(request.name).substr(0, request.name.rfind('.'));
+  const std::string_view sdk_key = datafile_key(request.name);
   const std::lock_guard lock(m_mutex);
   if (const auto token = core::find_token(m_tokens, sdk_key)) {
     source.url = auth_url;

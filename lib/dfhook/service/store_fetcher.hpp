@@ -61,4 +61,7 @@ private:
 // The authenticated URL of a datafile name "<SDK_KEY>.json"; empty for another name.
 [[nodiscard]] std::string authenticated_datafile_url(std::string_view name);
 
+// The SDK key (or project id) a datafile name stands for: the name without ".json".
+[[nodiscard]] std::string_view datafile_key(std::string_view name);
+
 }  // namespace dfhook::service
