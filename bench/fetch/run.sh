@@ -36,24 +36,10 @@ trap stop_all EXIT
 # A proxy from the environment would receive the loopback requests instead.
 unset http_proxy https_proxy HTTPS_PROXY all_proxy ALL_PROXY
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+source bench/common.sh
 
-# Copies of the binaries: a rebuild by someone else during the run does not change them.
-mkdir -p "$tmp/bin"
-cp "$dfhook_src" "$(dirname "$dfhook_src")/dfhook-net" "$tmp/bin/"
-dfhook=$tmp/bin/dfhook
-
-# A throwaway CA and a leaf for the CDN host name, as tests/cli/cdn.py makes them.
-ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-openssl req -x509 "${ec[@]}" -keyout "$tmp/ca.key" -out "$tmp/ca.pem" -days 2 \
-  -subj "/CN=dfhook bench CA" -addext "basicConstraints=critical,CA:TRUE" \
-  -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-openssl req -x509 "${ec[@]}" -keyout "$tmp/leaf.key" -out "$tmp/leaf.pem" -CA "$tmp/ca.pem" \
-  -CAkey "$tmp/ca.key" -days 2 -subj "/CN=cdn.optimizely.com" \
-  -addext "subjectAltName=DNS:cdn.optimizely.com,IP:127.0.0.1" \
-  -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" 2>/dev/null
+copy_binaries "$dfhook_src"
+make_certificates
 
 # The served datafiles: the big one at /json/1234.json (revision 3) and, for the 304 path with
 # a typical datafile, the small fixture at /json/5678.json.

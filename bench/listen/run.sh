@@ -38,9 +38,7 @@ stop_all() {
 }
 trap stop_all EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+source bench/common.sh
 
 # Waits (at most 10 s) until 127.0.0.1:$1 accepts connections.
 wait_port() {
@@ -54,20 +52,8 @@ wait_port() {
   return 1
 }
 
-# Copies of the binaries: a rebuild by someone else during the run does not change them.
-mkdir -p "$tmp/bin"
-cp "$dfhook_src" "$(dirname "$dfhook_src")/dfhook-net" "$tmp/bin/"
-dfhook=$tmp/bin/dfhook
-
-# A throwaway CA and a leaf for the CDN host names, as tests/cli/cdn.py makes them.
-ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-openssl req -x509 "${ec[@]}" -keyout "$tmp/ca.key" -out "$tmp/ca.pem" -days 2 \
-  -subj "/CN=dfhook bench CA" -addext "basicConstraints=critical,CA:TRUE" \
-  -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-openssl req -x509 "${ec[@]}" -keyout "$tmp/leaf.key" -out "$tmp/leaf.pem" -CA "$tmp/ca.pem" \
-  -CAkey "$tmp/ca.key" -days 2 -subj "/CN=cdn.optimizely.com" \
-  -addext "subjectAltName=DNS:cdn.optimizely.com,DNS:optimizely.s3.amazonaws.com,IP:127.0.0.1" \
-  -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" 2>/dev/null
+copy_binaries "$dfhook_src"
+make_certificates
 
 # One nginx process (no master/worker split) serving the CDN over HTTPS and, on another port,
 # the ceiling: `return 204` over plain HTTP, no access log. The CDN logs $request_time.
