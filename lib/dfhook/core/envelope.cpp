@@ -1,10 +1,9 @@
 #include "dfhook/core/envelope.hpp"
 
 #include "dfhook/core/ascii.hpp"
+#include "dfhook/core/rapidjson_reader.hpp"
 
 #include <openssl/evp.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <array>
 #include <charconv>

@@ -3,7 +3,6 @@
 #include "dfhook/core/rapidjson_reader.hpp"
 
 #include <rapidjson/encodings.h>
-#include <rapidjson/memorystream.h>
 #include <rapidjson/stream.h>
 
 #if defined(__SSE2__)

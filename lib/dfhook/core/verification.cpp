@@ -4,16 +4,6 @@
 #include "dfhook/core/rapidjson_reader.hpp"
 #include "dfhook/core/units.hpp"
 
-// RapidJSON's writer grows the same internal stack as its reader: include it under the same
-// exemption from clang's pointer-overflow check (see rapidjson_reader.hpp).
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((no_sanitize("pointer-overflow"))), apply_to = function)
-#endif
-#include <rapidjson/writer.h>
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
-
 #include <algorithm>
 #include <array>
 #include <charconv>

@@ -2,16 +2,13 @@
 
 #include "dfhook/core/datafile.hpp"
 #include "dfhook/core/error.hpp"
+#include "dfhook/core/rapidjson_reader.hpp"
 #include "dfhook/core/units.hpp"
 #include "dfhook/io/atomic_file.hpp"
 #include "dfhook/io/log.hpp"
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
-#include <rapidjson/memorystream.h>
-#include <rapidjson/reader.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <fcntl.h>
 #include <sys/file.h>

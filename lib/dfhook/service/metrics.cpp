@@ -1,8 +1,8 @@
 #include "dfhook/service/metrics.hpp"
 
+#include "dfhook/core/rapidjson_reader.hpp"
+
 #include <fmt/format.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <ctime>

@@ -3,6 +3,7 @@
 #include "dfhook/core/ascii.hpp"
 #include "dfhook/core/json.hpp"
 #include "dfhook/core/payload.hpp"
+#include "dfhook/core/rapidjson_reader.hpp"
 #include "dfhook/core/signature.hpp"
 #include "dfhook/core/units.hpp"
 #include "dfhook/io/log.hpp"
@@ -10,8 +11,6 @@
 #include "dfhook/net/url.hpp"
 
 #include <fmt/format.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <sys/stat.h>
 #include <algorithm>
