@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -661,4 +662,67 @@ TEST_CASE("StoreRevisionLookup follows the store as datafiles are written") {
   std::filesystem::remove(store.datafile_path("1234.json"));
   CHECK_FALSE(lookup.stored_revision("1234.json").has_value());
   CHECK_FALSE(lookup.stored_revision("../1234.json").has_value());
+}
+
+TEST_CASE("StoreRevisionLookup sees outside changes between rechecks") {
+  TempDir dir;
+  dfhook::io::FileDatafileStore store(dir.path / "datafiles");
+  // No recheck for an hour: inotify alone must tell that the out-dir changed.
+  dfhook::service::StoreRevisionLookup lookup(store, std::chrono::hours(1));
+  const std::string r1 = fixture("datafile-1234-r1.json");
+  dfhook::io::DatafileMeta meta;
+  meta.revision = 1;
+  meta.source_url = "https://cdn.optimizely.com/json/1234.json";
+  (void)store.commit("1234.json", r1, meta);
+  REQUIRE(lookup.stored_revision("1234.json") == 1U);
+
+  SUBCASE("another writer of the same out-dir (fetch-datafile from cron)") {
+    dfhook::io::FileDatafileStore other(dir.path / "datafiles");
+    meta.revision = 2;
+    (void)other.commit("1234.json", r1 + " ", meta);
+    CHECK(lookup.stored_revision("1234.json") == 2U);
+  }
+  SUBCASE("the datafile deleted by hand") {
+    std::filesystem::remove(store.datafile_path("1234.json"));
+    CHECK_FALSE(lookup.stored_revision("1234.json").has_value());
+  }
+  SUBCASE("the metadata deleted by hand") {
+    std::filesystem::remove(store.meta_path("1234.json"));
+    CHECK_FALSE(lookup.stored_revision("1234.json").has_value());
+  }
+  SUBCASE("the metadata edited in place to a lower revision") {
+    std::string text = dfhook::io::read_file(store.meta_path("1234.json").string());
+    const auto at = text.find("\"revision\":1");
+    REQUIRE(at != std::string::npos);
+    std::ofstream(store.meta_path("1234.json"), std::ios::binary | std::ios::trunc)
+        << text.replace(at, 12, "\"revision\":0");
+    CHECK(lookup.stored_revision("1234.json") == 0U);
+  }
+  SUBCASE("the out-dir moved away and an empty one made in its place") {
+    std::filesystem::rename(dir.path / "datafiles", dir.path / "old");
+    std::filesystem::create_directories(dir.path / "datafiles" / ".dfhook");
+    CHECK_FALSE(lookup.stored_revision("1234.json").has_value());
+    CHECK_FALSE(lookup.stored_revision("1234.json").has_value());
+  }
+}
+
+TEST_CASE("StoreRevisionLookup rechecks what inotify cannot see") {
+  // The out-dir is a symbolic link, switched to another directory: nothing in the watched
+  // directory changes, so only the recheck notices.
+  TempDir dir;
+  const std::string r1 = fixture("datafile-1234-r1.json");
+  dfhook::io::DatafileMeta meta;
+  meta.source_url = "https://cdn.optimizely.com/json/1234.json";
+  for (const std::uint64_t revision : {1U, 2U}) {
+    dfhook::io::FileDatafileStore release(dir.path / ("release-" + std::to_string(revision)));
+    meta.revision = revision;
+    (void)release.commit("1234.json", r1, meta);
+  }
+  std::filesystem::create_directory_symlink("release-1", dir.path / "current");
+  dfhook::io::FileDatafileStore store(dir.path / "current");
+  dfhook::service::StoreRevisionLookup lookup(store, std::chrono::seconds(0));
+  REQUIRE(lookup.stored_revision("1234.json") == 1U);
+  std::filesystem::create_directory_symlink("release-2", dir.path / "next");
+  std::filesystem::rename(dir.path / "next", dir.path / "current");
+  CHECK(lookup.stored_revision("1234.json") == 2U);
 }

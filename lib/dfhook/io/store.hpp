@@ -164,6 +164,8 @@ public:
   explicit FileDatafileStore(std::filesystem::path out_dir, FileStoreOptions options = {});
 
   [[nodiscard]] const std::filesystem::path& out_dir() const noexcept { return m_out_dir; }
+  // OUT_DIR/.dfhook: the metadata and lock files.
+  [[nodiscard]] const std::filesystem::path& meta_dir() const noexcept { return m_meta_dir; }
   [[nodiscard]] std::filesystem::path meta_path(std::string_view name) const;
   [[nodiscard]] std::filesystem::path lock_path(std::string_view name) const;
 

@@ -466,7 +466,11 @@ void WebhookHandler::handle_webhook(const net::HttpRequest& request, net::HttpRe
                stored ? fmt::format("stored revision {}", *stored) : std::string("none stored"));
 }
 
-StoreRevisionLookup::StoreRevisionLookup(const io::FileDatafileStore& store) : m_store(store) {}
+StoreRevisionLookup::StoreRevisionLookup(const io::FileDatafileStore& store,
+                                         std::chrono::steady_clock::duration recheck_after)
+    : m_store(store),
+      m_recheck_after(recheck_after),
+      m_watch({store.out_dir(), store.meta_dir()}) {}
 
 namespace {
 
@@ -492,6 +496,22 @@ std::optional<std::uint64_t> StoreRevisionLookup::stored_revision(std::string_vi
   if (!io::is_valid_datafile_name(name)) {
     return std::nullopt;
   }
+  const auto now = std::chrono::steady_clock::now();
+  std::uint64_t generation = 0;
+  {
+    const std::lock_guard lock(m_mutex);
+    if (m_watch.changed()) {
+      ++m_generation;
+    }
+    generation = m_generation;
+    const auto found = m_cache.find(name);
+    if (found != m_cache.end() && found->second.generation == generation &&
+        now - found->second.checked_at < m_recheck_after) {
+      return found->second.revision;
+    }
+  }
+  // A change from here on bumps m_generation at the next question, so this entry is checked
+  // again then.
   const auto meta = stamp_of<FileStamp>(m_store.meta_path(name));
   const auto datafile = stamp_of<FileStamp>(m_store.datafile_path(name));
   if (!meta || !datafile) {
@@ -503,6 +523,8 @@ std::optional<std::uint64_t> StoreRevisionLookup::stored_revision(std::string_vi
     const auto found = m_cache.find(name);
     if (found != m_cache.end() && found->second.meta == *meta &&
         found->second.datafile == *datafile) {
+      found->second.generation = generation;
+      found->second.checked_at = now;
       return found->second.revision;
     }
   }
@@ -511,7 +533,7 @@ std::optional<std::uint64_t> StoreRevisionLookup::stored_revision(std::string_vi
     revision = current->revision;
   }
   const std::lock_guard lock(m_mutex);
-  m_cache[std::string(name)] = Entry{*meta, *datafile, revision};
+  m_cache[std::string(name)] = Entry{*meta, *datafile, revision, generation, now};
   return revision;
 }
 
