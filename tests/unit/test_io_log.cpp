@@ -2,6 +2,12 @@
 
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <thread>
+
 using dfhook::io::format_log_line;
 using dfhook::io::LogFormat;
 using dfhook::io::LogLevel;
@@ -15,4 +21,99 @@ TEST_CASE("a text line quotes values with spaces and keeps plain ones bare") {
 TEST_CASE("a JSON line escapes control characters and quotes") {
   CHECK(format_log_line(LogFormat::json, LogLevel::warning, "", "a \"b\"\n", {{"k", "\x01"}}) ==
         "{\"level\":\"warning\",\"msg\":\"a \\\"b\\\"\\n\",\"k\":\"\\u0001\"}\n");
+}
+
+namespace {
+
+// Sends this process's stderr to a temporary file while alive; text() is what reached it.
+class CapturedStderr {
+public:
+  CapturedStderr() : m_file(std::tmpfile()), m_saved(::dup(STDERR_FILENO)) {
+    REQUIRE(m_file != nullptr);
+    REQUIRE(m_saved >= 0);
+    REQUIRE(::dup2(::fileno(m_file), STDERR_FILENO) == STDERR_FILENO);
+  }
+  ~CapturedStderr() {
+    ::dup2(m_saved, STDERR_FILENO);
+    ::close(m_saved);
+    std::fclose(m_file);
+  }
+  CapturedStderr(const CapturedStderr&) = delete;
+  CapturedStderr& operator=(const CapturedStderr&) = delete;
+
+  [[nodiscard]] std::string text() const {
+    std::string bytes;
+    char buffer[4096];
+    for (off_t at = 0;;) {
+      const ssize_t got = ::pread(::fileno(m_file), buffer, sizeof buffer, at);
+      if (got <= 0) {
+        return bytes;
+      }
+      bytes.append(buffer, static_cast<std::size_t>(got));
+      at += got;
+    }
+  }
+
+private:
+  std::FILE* m_file;
+  int m_saved;
+};
+
+std::size_t count_lines(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+}  // namespace
+
+TEST_CASE("lines logged under a LogBatch are written together when the outermost one ends") {
+  dfhook::io::configure_logging(LogFormat::text, LogLevel::info);
+  const CapturedStderr captured;
+  dfhook::io::log(LogLevel::info, "first");
+  CHECK(captured.text().find("info: first\n") != std::string::npos);
+  {
+    const dfhook::io::LogBatch batch;
+    dfhook::io::log(LogLevel::info, "second", {{"n", "2"}});
+    {
+      const dfhook::io::LogBatch inner;
+      dfhook::io::log(LogLevel::warning, "third");
+    }
+    dfhook::io::log(LogLevel::debug, "not written at this level");
+    CHECK(count_lines(captured.text()) == 1);
+  }
+  const std::string text = captured.text();
+  CHECK(count_lines(text) == 3);
+  const auto second = text.find("info: second n=2\n");
+  const auto third = text.find("warning: third\n");
+  CHECK(second != std::string::npos);
+  CHECK(third != std::string::npos);
+  CHECK(second < third);
+  CHECK(text.find("not written") == std::string::npos);
+}
+
+TEST_CASE("a LogBatch holds at most 64 KiB, and only its own thread's lines") {
+  dfhook::io::configure_logging(LogFormat::json, LogLevel::info);
+  const CapturedStderr captured;
+  const std::string value(1000, 'x');
+  {
+    const dfhook::io::LogBatch batch;
+    std::thread([] { dfhook::io::log(LogLevel::info, "another thread"); }).join();
+    const std::size_t other = captured.text().size();
+    CHECK(captured.text().find("another thread") != std::string::npos);
+    std::size_t logged = 0;
+    while (captured.text().find(value) == std::string::npos) {
+      REQUIRE(logged < 100);
+      dfhook::io::log(LogLevel::info, "long", {{"value", value}});
+      ++logged;
+    }
+    // Written once the kept lines reached 64 KiB, whole lines only.
+    const std::string text = captured.text();
+    CHECK(text.size() - other >= 64 * 1024);
+    CHECK(text.size() - other < 64 * 1024 + (text.size() - other) / logged);
+    CHECK(text.back() == '\n');
+    CHECK(count_lines(text) == logged + 1);
+    dfhook::io::log(LogLevel::info, "after");
+    CHECK(captured.text().find("after") == std::string::npos);
+  }
+  CHECK(captured.text().find("\"msg\":\"after\"") != std::string::npos);
+  dfhook::io::configure_logging(LogFormat::text, LogLevel::info);
 }

@@ -82,50 +82,34 @@ bool needs_quotes(std::string_view text) {
   return false;
 }
 
-// The time of a log line, "2024-05-01T12:00:00.123Z". The part up to the second is formatted
-// once per second and thread: a busy listener logs a line per delivery.
-std::string now_rfc3339() {
+// The time of a log line, "2024-05-01T12:00:00.123Z", valid until the thread's next call. The
+// part up to the second is formatted once per second and thread: a busy listener logs a line
+// per delivery.
+std::string_view now_rfc3339() {
   const auto now = std::chrono::system_clock::now();
   const auto millis =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   const std::time_t seconds = static_cast<std::time_t>(millis / 1000);
   thread_local std::time_t cached_second = -1;
-  thread_local std::string cached_prefix;
+  thread_local std::string text;
   if (seconds != cached_second) {
     std::tm utc{};
     gmtime_r(&seconds, &utc);
-    cached_prefix = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.", utc.tm_year + 1900,
-                                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec);
+    text = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z", utc.tm_year + 1900,
+                       utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec);
     cached_second = seconds;
   }
-  std::string text = cached_prefix;
   const auto fraction = static_cast<unsigned>(millis % 1000);
-  text += static_cast<char>('0' + fraction / 100);
-  text += static_cast<char>('0' + fraction / 10 % 10);
-  text += static_cast<char>('0' + fraction % 10);
-  text += 'Z';
+  const std::size_t at = text.size() - 4;  // the milliseconds, before the 'Z'
+  text[at] = static_cast<char>('0' + fraction / 100);
+  text[at + 1] = static_cast<char>('0' + fraction / 10 % 10);
+  text[at + 2] = static_cast<char>('0' + fraction % 10);
   return text;
 }
 
-}  // namespace
-
-void configure_logging(LogFormat format, LogLevel level) {
-  g_format = format;
-  g_level = level;
-}
-
-LogFormat default_log_format() {
-  return isatty(STDERR_FILENO) != 0 ? LogFormat::text : LogFormat::json;
-}
-
-bool log_enabled(LogLevel level) {
-  return static_cast<int>(level) <= static_cast<int>(g_level.load());
-}
-
-std::string format_log_line(LogFormat format, LogLevel level, std::string_view timestamp,
-                            std::string_view message, std::initializer_list<LogField> fields) {
-  std::string line;
-  line.reserve(256);
+void append_log_line(std::string& line, LogFormat format, LogLevel level,
+                     std::string_view timestamp, std::string_view message,
+                     std::initializer_list<LogField> fields) {
   if (format == LogFormat::json) {
     line += "{";
     if (!timestamp.empty()) {
@@ -144,7 +128,7 @@ std::string format_log_line(LogFormat format, LogLevel level, std::string_view t
       append_json_string(line, field.value);
     }
     line += "}\n";
-    return line;
+    return;
   }
   if (!timestamp.empty()) {
     line += timestamp;
@@ -164,6 +148,49 @@ std::string format_log_line(LogFormat format, LogLevel level, std::string_view t
     }
   }
   line += '\n';
+}
+
+void write_to_stderr(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t written = ::write(STDERR_FILENO, bytes.data(), bytes.size());
+    if (written < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(written));
+  }
+}
+
+constexpr std::size_t k_batch_limit = 64 * 1024;
+
+// The lines of this thread not written yet: kept while a LogBatch is open, else one line.
+struct PendingLines {
+  unsigned batches = 0;
+  std::string text;
+};
+thread_local PendingLines t_pending;
+
+}  // namespace
+
+void configure_logging(LogFormat format, LogLevel level) {
+  g_format = format;
+  g_level = level;
+}
+
+LogFormat default_log_format() {
+  return isatty(STDERR_FILENO) != 0 ? LogFormat::text : LogFormat::json;
+}
+
+bool log_enabled(LogLevel level) {
+  return static_cast<int>(level) <= static_cast<int>(g_level.load());
+}
+
+std::string format_log_line(LogFormat format, LogLevel level, std::string_view timestamp,
+                            std::string_view message, std::initializer_list<LogField> fields) {
+  std::string line;
+  append_log_line(line, format, level, timestamp, message, fields);
   return line;
 }
 
@@ -171,19 +198,23 @@ void log(LogLevel level, std::string_view message, std::initializer_list<LogFiel
   if (!log_enabled(level)) {
     return;
   }
-  const std::string line = format_log_line(g_format, level, now_rfc3339(), message, fields);
-  const char* data = line.data();
-  std::size_t left = line.size();
-  while (left > 0) {
-    const ssize_t written = ::write(STDERR_FILENO, data, left);
-    if (written < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return;
-    }
-    data += written;
-    left -= static_cast<std::size_t>(written);
+  PendingLines& pending = t_pending;
+  append_log_line(pending.text, g_format, level, now_rfc3339(), message, fields);
+  if (pending.batches == 0 || pending.text.size() >= k_batch_limit) {
+    write_to_stderr(pending.text);
+    pending.text.clear();
+  }
+}
+
+LogBatch::LogBatch() noexcept {
+  ++t_pending.batches;
+}
+
+LogBatch::~LogBatch() {
+  PendingLines& pending = t_pending;
+  if (--pending.batches == 0 && !pending.text.empty()) {
+    write_to_stderr(pending.text);
+    pending.text.clear();
   }
 }
 

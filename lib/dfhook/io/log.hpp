@@ -10,9 +10,11 @@ enum class LogFormat { text, json };
 enum class LogLevel { error = 0, warning = 1, info = 2, debug = 3 };
 
 // One key=value of a log line. Values are written escaped (JSON) or quoted when needed (text).
+// A LogField refers to its text: build it in the log() call, where a temporary std::string
+// lives until the line is formatted.
 struct LogField {
   std::string_view key;
-  std::string value;
+  std::string_view value;
 };
 
 // Sets the process-wide format and the most verbose level written. Until called: text, info.
@@ -26,6 +28,19 @@ void configure_logging(LogFormat format, LogLevel level);
 // Writes one line to stderr with a single write(2), so lines of several threads never mix.
 // Never pass a secret or a token in message or fields.
 void log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields = {});
+
+// While one is alive on a thread, the lines that thread logs are kept and written together
+// when the outermost one ends, with one write(2), or as soon as they reach 64 KiB. The HTTP
+// server opens one per turn of its event loop, so that a busy listener writes its delivery
+// lines in one system call per turn instead of one per delivery; a line is never held while
+// the loop waits for work. Lines kept when the process is killed are lost.
+class LogBatch {
+public:
+  LogBatch() noexcept;
+  ~LogBatch();
+  LogBatch(const LogBatch&) = delete;
+  LogBatch& operator=(const LogBatch&) = delete;
+};
 
 // The line log() would write, without the timestamp; for tests.
 [[nodiscard]] std::string format_log_line(LogFormat format, LogLevel level,

@@ -303,7 +303,7 @@ void WebhookHandler::handle_webhook(const net::HttpRequest& request, net::HttpRe
       m_context.spool->save(request, received_at);
     } catch (const std::exception& error) {
       io::log(io::LogLevel::error, "cannot save the delivery",
-              {{"error", error.what()}, {"remote", std::string(request.remote_addr)}});
+              {{"error", error.what()}, {"remote", request.remote_addr}});
       response.status = 503;
       response.body.assign(k_spool_failed);
       m_context.metrics.count_delivery(DeliveryOutcome::unavailable);
@@ -321,29 +321,29 @@ void WebhookHandler::handle_webhook(const net::HttpRequest& request, net::HttpRe
     if (payload == nullptr) {
       io::log(io::LogLevel::info, "delivery",
               {{"status", std::to_string(response.status)},
-               {"outcome", std::string(what)},
-               {"error", std::string(detail)},
-               {"remote", std::string(request.remote_addr)}});
+               {"outcome", what},
+               {"error", detail},
+               {"remote", request.remote_addr}});
       return;
     }
     if (!payload->is_datafile_update) {
       io::log(io::LogLevel::info, "delivery",
               {{"status", std::to_string(response.status)},
-               {"outcome", std::string(what)},
+               {"outcome", what},
                {"event", log_value(payload->event)},
-               {"detail", std::string(detail)},
-               {"remote", std::string(request.remote_addr)}});
+               {"detail", detail},
+               {"remote", request.remote_addr}});
       return;
     }
     io::log(io::LogLevel::info, "delivery",
             {{"status", std::to_string(response.status)},
-             {"outcome", std::string(what)},
+             {"outcome", what},
              {"event", log_value(payload->event)},
              {"project", std::to_string(payload->project_id)},
              {"revision", std::to_string(payload->revision)},
              {"datafile", payload->datafile_name},
-             {"detail", std::string(detail)},
-             {"remote", std::string(request.remote_addr)}});
+             {"detail", detail},
+             {"remote", request.remote_addr}});
   };
 
   // Step 5: the payload.
