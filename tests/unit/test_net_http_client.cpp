@@ -135,6 +135,11 @@ private:
         }
         head.append(buffer, static_cast<std::size_t>(n));
       }
+      if (head.empty()) {
+        // Connected and closed without a byte (a fetch abandoned before sending): no request.
+        ::close(client);
+        continue;
+      }
       std::string response;
       {
         const std::lock_guard lock(m_mutex);
