@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <regex>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -303,6 +305,47 @@ TEST_CASE("answers 404 and 405 with Allow from the route, keeping the connection
   CHECK(status_line(response) == "HTTP/1.1 405 Method Not Allowed");
   CHECK(response.find("\r\nAllow: POST\r\n") != std::string::npos);
   CHECK(server.handler().m_last_status == 405);
+}
+
+TEST_CASE(
+    "writes the answer head field by field: status, Server, Date, type, route fields, length") {
+  RunningServer server;
+  Client client(server.port());
+  client.send("GET /hook HTTP/1.1\r\nHost: x\r\n\r\n");
+  const std::string response = client.read_response();
+  const std::string body = R"({"status":"error","error":"method not allowed"})";
+  const std::regex expected(
+      "HTTP/1\\.1 405 Method Not Allowed\r\n"
+      "Server: dfhook\r\n"
+      "Date: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] [A-Z][a-z][a-z] 20[0-9][0-9] "
+      "[0-2][0-9]:[0-5][0-9]:[0-6][0-9] GMT\r\n"
+      "Content-Type: application/json\r\n"
+      "Allow: POST\r\n"
+      "Content-Length: 47\r\n"
+      "\r\n");
+  CHECK(std::regex_match(response.substr(0, response.size() - body.size()), expected));
+  CHECK(body_of(response) == body);
+}
+
+TEST_CASE("answers HTTP/1.0 in kind: closes unless asked to keep the connection alive") {
+  RunningServer server;
+  {
+    Client client(server.port());
+    client.send("GET /get HTTP/1.0\r\n\r\n");
+    const std::string response = client.read_response();
+    CHECK(status_line(response) == "HTTP/1.0 200 OK");
+    CHECK(response.find("\r\nConnection: keep-alive\r\n") == std::string::npos);
+    CHECK(body_of(response) == R"({"status":"ok","size":0})");
+    CHECK(client.closed_by_server());
+  }
+  Client client(server.port());
+  client.send("GET /get HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  const std::string first = client.read_response();
+  CHECK(status_line(first) == "HTTP/1.0 200 OK");
+  CHECK(first.find("\r\nConnection: keep-alive\r\n") != std::string::npos);
+  client.send("GET /get HTTP/1.0\r\n\r\n");
+  CHECK(status_line(client.read_response()) == "HTTP/1.0 200 OK");
+  CHECK(client.closed_by_server());
 }
 
 TEST_CASE("answers 413 at once to a declared length over the limit, then closes") {

@@ -49,7 +49,7 @@ struct HttpResponse {
 
   int status = 200;
   std::string_view content_type = "application/json";  // must point to static storage
-  std::vector<Field> headers;                          // further fields, e.g. Allow
+  std::vector<Field> headers;  // further fields, e.g. Allow; no CR or LF in names and values
   std::string body;
   bool close = false;  // close the connection after this answer
 
