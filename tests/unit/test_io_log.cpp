@@ -21,6 +21,10 @@ TEST_CASE("a text line quotes values with spaces and keeps plain ones bare") {
 TEST_CASE("a JSON line escapes control characters and quotes") {
   CHECK(format_log_line(LogFormat::json, LogLevel::warning, "", "a \"b\"\n", {{"k", "\x01"}}) ==
         "{\"level\":\"warning\",\"msg\":\"a \\\"b\\\"\\n\",\"k\":\"\\u0001\"}\n");
+  // Backslash, DEL, tab and a byte before ' ' escaped; UTF-8 and '~' kept as they are.
+  CHECK(format_log_line(LogFormat::json, LogLevel::info, "", "m",
+                        {{"k", "a\\b\x7f\t\x1f~\xc3\xa9"}}) ==
+        "{\"level\":\"info\",\"msg\":\"m\",\"k\":\"a\\\\b\\u007f\\t\\u001f~\xc3\xa9\"}\n");
 }
 
 namespace {
