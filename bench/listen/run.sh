@@ -243,6 +243,7 @@ echo "dfhook log: $(wc -l <"$tmp/dfhook.log") lines, $(grep -c '"msg":"rejected 
 
 # The time from a webhook to its datafile on disk (dfhook is already running; same CDN).
 echo
+settle
 DFHOOK_URL=$dfhook_url OUT_DIR=$tmp/out CDN_ROOT=$tmp/cdn CDN_LOG=$tmp/nginx/cdn-access.log \
   DFHOOK_LOG=$tmp/dfhook.log SECRET=$secret \
   timeout 300 python3 bench/listen/update_latency.py "${UPDATES:-50}" "${FLAGS:-200}"
