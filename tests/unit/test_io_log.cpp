@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -94,30 +95,38 @@ TEST_CASE("lines logged under a LogBatch are written together when the outermost
   CHECK(text.find("not written") == std::string::npos);
 }
 
-TEST_CASE("a LogBatch holds at most 64 KiB, and only its own thread's lines") {
+TEST_CASE("a LogBatch writes at most PIPE_BUF of whole lines at once, and only its own thread's") {
   dfhook::io::configure_logging(LogFormat::json, LogLevel::info);
   const CapturedStderr captured;
   const std::string value(1000, 'x');
+  const std::string huge(2 * PIPE_BUF, 'y');
+  std::size_t logged = 0;
   {
     const dfhook::io::LogBatch batch;
     std::thread([] { dfhook::io::log(LogLevel::info, "another thread"); }).join();
     const std::size_t other = captured.text().size();
     CHECK(captured.text().find("another thread") != std::string::npos);
-    std::size_t logged = 0;
-    while (captured.text().find(value) == std::string::npos) {
+    while (captured.text().size() == other) {
       REQUIRE(logged < 100);
       dfhook::io::log(LogLevel::info, "long", {{"value", value}});
       ++logged;
     }
-    // Written once the kept lines reached 64 KiB, whole lines only.
+    // The line that would have made the kept ones longer than PIPE_BUF is kept back.
     const std::string text = captured.text();
-    CHECK(text.size() - other >= 64 * 1024);
-    CHECK(text.size() - other < 64 * 1024 + (text.size() - other) / logged);
+    REQUIRE(logged > 1);
+    const std::size_t line = (text.size() - other) / (logged - 1);
+    CHECK(text.size() - other <= PIPE_BUF);
+    CHECK(text.size() - other + line > PIPE_BUF);
     CHECK(text.back() == '\n');
-    CHECK(count_lines(text) == logged + 1);
+    CHECK(count_lines(text) == logged);  // logged - 1 lines, and the other thread's
+    // A line longer than PIPE_BUF goes alone, after the one kept back.
+    dfhook::io::log(LogLevel::info, "huge", {{"value", huge}});
+    CHECK(count_lines(captured.text()) == logged + 2);
     dfhook::io::log(LogLevel::info, "after");
     CHECK(captured.text().find("after") == std::string::npos);
   }
-  CHECK(captured.text().find("\"msg\":\"after\"") != std::string::npos);
+  const std::string text = captured.text();
+  CHECK(count_lines(text) == logged + 3);
+  CHECK(text.find(huge) < text.find("\"msg\":\"after\""));
   dfhook::io::configure_logging(LogFormat::text, LogLevel::info);
 }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <ctime>
 
 namespace dfhook::io {
@@ -174,7 +175,9 @@ void write_to_stderr(std::string_view bytes) {
   }
 }
 
-constexpr std::size_t k_batch_limit = 64 * 1024;
+// The most a batch writes at once: PIPE_BUF, the size up to which POSIX keeps a write to a
+// pipe (journald's, a log shipper's) in one piece.
+constexpr std::size_t k_batch_limit = PIPE_BUF;
 
 // The lines of this thread not written yet: kept while a LogBatch is open, else one line.
 struct PendingLines {
@@ -210,11 +213,21 @@ void log(LogLevel level, std::string_view message, std::initializer_list<LogFiel
     return;
   }
   PendingLines& pending = t_pending;
+  const std::size_t kept = pending.text.size();
   append_log_line(pending.text, g_format, level, now_rfc3339(), message, fields);
-  if (pending.batches == 0 || pending.text.size() >= k_batch_limit) {
-    write_to_stderr(pending.text);
-    pending.text.clear();
+  if (pending.batches > 0 && pending.text.size() <= k_batch_limit) {
+    return;
   }
+  if (pending.batches > 0 && kept > 0) {
+    // The lines kept before this one, which would make the write too long.
+    write_to_stderr(std::string_view(pending.text).substr(0, kept));
+    pending.text.erase(0, kept);
+    if (pending.text.size() <= k_batch_limit) {
+      return;
+    }
+  }
+  write_to_stderr(pending.text);
+  pending.text.clear();
 }
 
 LogBatch::LogBatch() noexcept {

@@ -30,10 +30,12 @@ void configure_logging(LogFormat format, LogLevel level);
 void log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields = {});
 
 // While one is alive on a thread, the lines that thread logs are kept and written together
-// when the outermost one ends, with one write(2), or as soon as they reach 64 KiB. The HTTP
-// server opens one per turn of its event loop, so that a busy listener writes its delivery
-// lines in one system call per turn instead of one per delivery; a line is never held while
-// the loop waits for work. Lines kept when the process is killed are lost.
+// when the outermost one ends, each write(2) at most PIPE_BUF (4 KiB) of whole lines: a write
+// to a pipe that size is never split by another thread's (a longer line goes alone, as
+// without a batch). The HTTP server opens one per turn of its event loop, so that a busy
+// listener writes its delivery lines in one system call per turn (or per 4 KiB) instead of
+// one per delivery; a line is never held while the loop waits for work. Lines kept when the
+// process is killed are lost.
 class LogBatch {
 public:
   LogBatch() noexcept;
