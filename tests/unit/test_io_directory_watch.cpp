@@ -90,3 +90,25 @@ TEST_CASE("DirectoryWatch of a directory that does not exist always says changed
 }
 
 }  // namespace
+
+TEST_CASE("DirectoryWatch follows a path that was switched to another directory") {
+  TempDir dir;
+  std::filesystem::create_directory(dir / "release-1");
+  std::filesystem::create_directory(dir / "release-2");
+  std::filesystem::create_directory_symlink("release-1", dir / "current");
+  DirectoryWatch watch({dir / "current"});
+  REQUIRE(watch.watching());
+  CHECK_FALSE(watch.follow_paths());  // nothing switched
+
+  std::filesystem::create_directory_symlink("release-2", dir / "next");
+  std::filesystem::rename(dir / "next", dir / "current");
+  CHECK_FALSE(watch.changed());  // the watched directory itself did not change
+  CHECK(watch.follow_paths());
+  CHECK(watch.watching());
+  CHECK_FALSE(watch.changed());
+  write_bytes(dir / "release-1" / "a.json", "{}");  // the old target: no longer watched
+  CHECK_FALSE(watch.changed());
+  write_bytes(dir / "release-2" / "a.json", "{}");
+  CHECK(watch.changed());
+  CHECK_FALSE(watch.follow_paths());
+}

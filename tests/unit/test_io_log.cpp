@@ -2,10 +2,15 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -129,4 +134,68 @@ TEST_CASE("a LogBatch writes at most PIPE_BUF of whole lines at once, and only i
   CHECK(count_lines(text) == logged + 3);
   CHECK(text.find(huge) < text.find("\"msg\":\"after\""));
   dfhook::io::configure_logging(LogFormat::text, LogLevel::info);
+}
+
+TEST_CASE("flush_log writes what the batch keeps at once") {
+  dfhook::io::configure_logging(LogFormat::text, LogLevel::info);
+  const CapturedStderr captured;
+  const dfhook::io::LogBatch batch;
+  dfhook::io::log(LogLevel::info, "accepted");
+  CHECK(captured.text().empty());
+  dfhook::io::flush_log();
+  CHECK(captured.text().find("info: accepted\n") != std::string::npos);
+}
+
+TEST_CASE("a full non-blocking stderr is waited for, not dropped") {
+  dfhook::io::configure_logging(LogFormat::text, LogLevel::info);
+  int ends[2] = {-1, -1};
+  REQUIRE(::pipe2(ends, O_NONBLOCK | O_CLOEXEC) == 0);
+  const int saved = ::dup(STDERR_FILENO);
+  REQUIRE(::dup2(ends[1], STDERR_FILENO) == STDERR_FILENO);
+  std::size_t filled = 0;
+  const std::string junk(4096, '.');
+  while (::write(ends[1], junk.data(), junk.size()) > 0) {
+    filled += junk.size();
+  }
+  REQUIRE(errno == EAGAIN);
+  // Another thread logs into the full pipe; the pipe is drained only once that thread waits
+  // in poll(2) (its /proc syscall number: 7 poll, 271 ppoll) or has given up.
+  std::atomic<pid_t> writer{0};
+  std::atomic<bool> returned{false};
+  std::thread logger([&] {
+    writer = static_cast<pid_t>(::syscall(SYS_gettid));
+    dfhook::io::log(LogLevel::info, "after a full pipe");
+    returned = true;
+  });
+  bool waiting = false;
+  for (int i = 0; i < 100000 && !waiting && !returned; ++i) {
+    if (const pid_t tid = writer.load(); tid != 0) {
+      std::ifstream status("/proc/self/task/" + std::to_string(tid) + "/syscall");
+      std::string number;
+      status >> number;
+      waiting = number == "7" || number == "271";
+    }
+    std::this_thread::yield();
+  }
+  std::string drained;
+  char buffer[4096];
+  while (drained.find("after a full pipe\n") == std::string::npos) {
+    const ssize_t got = ::read(ends[0], buffer, sizeof buffer);
+    if (got > 0) {
+      drained.append(buffer, static_cast<std::size_t>(got));
+    } else if (returned) {
+      break;  // nothing left, and the line did not come
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  logger.join();
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  ::close(ends[1]);
+  ::close(ends[0]);
+  CHECK(waiting);
+  // The junk, then the whole line: "<24-character time> info: after a full pipe\n".
+  REQUIRE(drained.size() > filled);
+  CHECK(drained.substr(filled + 25) == "info: after a full pipe\n");
 }

@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
@@ -706,9 +708,9 @@ TEST_CASE("StoreRevisionLookup sees outside changes between rechecks") {
   }
 }
 
-TEST_CASE("StoreRevisionLookup rechecks what inotify cannot see") {
+TEST_CASE("StoreRevisionLookup rechecks what inotify cannot see, and follows the path then") {
   // The out-dir is a symbolic link, switched to another directory: nothing in the watched
-  // directory changes, so only the recheck notices.
+  // directory changes, so only the recheck notices; from then on the new one is watched.
   TempDir dir;
   const std::string r1 = fixture("datafile-1234-r1.json");
   dfhook::io::DatafileMeta meta;
@@ -720,9 +722,35 @@ TEST_CASE("StoreRevisionLookup rechecks what inotify cannot see") {
   }
   std::filesystem::create_directory_symlink("release-1", dir.path / "current");
   dfhook::io::FileDatafileStore store(dir.path / "current");
-  dfhook::service::StoreRevisionLookup lookup(store, std::chrono::seconds(0));
+  auto now = std::chrono::steady_clock::time_point() + std::chrono::hours(1);
+  dfhook::service::StoreRevisionLookup lookup(store, std::chrono::seconds(1), [&] { return now; });
   REQUIRE(lookup.stored_revision("1234.json") == 1U);
   std::filesystem::create_directory_symlink("release-2", dir.path / "next");
   std::filesystem::rename(dir.path / "next", dir.path / "current");
+  now += std::chrono::seconds(1);
   CHECK(lookup.stored_revision("1234.json") == 2U);
+  // The same instant: only a watch on release-2 can tell.
+  std::filesystem::remove(dir.path / "release-2" / "1234.json");
+  CHECK_FALSE(lookup.stored_revision("1234.json").has_value());
+}
+
+TEST_CASE("StoreRevisionLookup sees metadata edited in place with its mtime put back") {
+  TempDir dir;
+  dfhook::io::FileDatafileStore store(dir.path / "datafiles");
+  dfhook::service::StoreRevisionLookup lookup(store, std::chrono::hours(1));
+  dfhook::io::DatafileMeta meta;
+  meta.revision = 1;
+  meta.source_url = "https://cdn.optimizely.com/json/1234.json";
+  (void)store.commit("1234.json", fixture("datafile-1234-r1.json"), meta);
+  REQUIRE(lookup.stored_revision("1234.json") == 1U);
+  const std::filesystem::path path = store.meta_path("1234.json");
+  struct stat before {};
+  REQUIRE(::stat(path.c_str(), &before) == 0);
+  std::string text = dfhook::io::read_file(path.string());
+  const auto at = text.find("\"revision\":1");
+  REQUIRE(at != std::string::npos);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text.replace(at, 12, "\"revision\":9");
+  const timespec times[2] = {before.st_atim, before.st_mtim};
+  REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
+  CHECK(lookup.stored_revision("1234.json") == 9U);
 }

@@ -1,10 +1,11 @@
 #include "dfhook/io/directory_watch.hpp"
 
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
-#include <cstdint>
 #include <climits>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -32,18 +33,45 @@ DirectoryWatch::~DirectoryWatch() {
   disarm();
 }
 
+std::optional<DirectoryWatch::Identity> DirectoryWatch::identity_of(
+    const std::filesystem::path& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) {
+    return std::nullopt;
+  }
+  return Identity{info.st_dev, info.st_ino};
+}
+
 bool DirectoryWatch::arm() {
   m_fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (m_fd < 0) {
     return false;
   }
+  m_watched.clear();
   for (const auto& directory : m_directories) {
-    if (::inotify_add_watch(m_fd, directory.c_str(), k_mask) < 0) {
+    // Before the watch: a path switched in between then shows as a mismatch later.
+    const std::optional<Identity> identity = identity_of(directory);
+    if (!identity || ::inotify_add_watch(m_fd, directory.c_str(), k_mask) < 0) {
       disarm();
       return false;
     }
+    m_watched.push_back(*identity);
   }
   return true;
+}
+
+bool DirectoryWatch::follow_paths() {
+  if (m_fd < 0) {
+    return true;  // changed() sets the watches up again
+  }
+  for (std::size_t i = 0; i < m_directories.size(); ++i) {
+    if (identity_of(m_directories[i]) != m_watched[i]) {
+      disarm();
+      (void)arm();
+      return true;
+    }
+  }
+  return false;
 }
 
 void DirectoryWatch::disarm() noexcept {

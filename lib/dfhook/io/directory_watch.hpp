@@ -1,6 +1,8 @@
 #pragma once
 
+#include <sys/types.h>
 #include <filesystem>
+#include <optional>
 #include <vector>
 
 namespace dfhook::io {
@@ -13,9 +15,10 @@ namespace dfhook::io {
 // When inotify cannot answer, changed() says true and the caller looks for itself: no inotify
 // instance left, a directory missing, removed, renamed or unmounted (the watch is then set up
 // again on the paths at the next question), the event queue overflowed. inotify does not see
-// changes that do not pass through this kernel (another client of a network filesystem) or
-// that redirect a path without touching the directory (a symbolic link to it replaced): a
-// caller that must notice those looks again now and then anyway.
+// changes that do not pass through this kernel (another client of a network filesystem), nor
+// a path redirected without touching the directory (a symbolic link to it switched, a parent
+// renamed): a caller that must notice those looks again now and then anyway, and calls
+// follow_paths() then.
 //
 // One thread at a time.
 class DirectoryWatch {
@@ -33,12 +36,26 @@ public:
   // Whether inotify watches every directory now.
   [[nodiscard]] bool watching() const noexcept { return m_fd >= 0; }
 
+  // Checks (one stat(2) per directory) that each path still leads to the directory watched;
+  // where one does not, sets the watches up again on the paths and returns true: anything may
+  // have changed.
+  bool follow_paths();
+
 private:
+  struct Identity {
+    dev_t device = 0;
+    ino_t inode = 0;
+    bool operator==(const Identity&) const = default;
+  };
+  // The directory at `path` now; nullopt when it cannot be stat()ed.
+  static std::optional<Identity> identity_of(const std::filesystem::path& path);
+
   // Sets up the watches; false (and no descriptor) when any directory cannot be watched.
   bool arm();
   void disarm() noexcept;
 
   std::vector<std::filesystem::path> m_directories;
+  std::vector<Identity> m_watched;  // what each path led to when the watches were set up
   int m_fd = -1;
 };
 

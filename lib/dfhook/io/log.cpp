@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <poll.h>
 #include <unistd.h>
 #include <algorithm>
 #include <array>
@@ -162,11 +163,17 @@ void append_log_line(std::string& line, LogFormat format, LogLevel level,
   line += '\n';
 }
 
+// A non-blocking stderr (a parent's pipe) that is full is waited for, at most a second per
+// write, as a blocking one would be; after that the lines are dropped.
 void write_to_stderr(std::string_view bytes) {
   while (!bytes.empty()) {
     const ssize_t written = ::write(STDERR_FILENO, bytes.data(), bytes.size());
     if (written < 0) {
       if (errno == EINTR) {
+        continue;
+      }
+      pollfd out{STDERR_FILENO, POLLOUT, 0};
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && ::poll(&out, 1, 1000) > 0) {
         continue;
       }
       return;
@@ -235,8 +242,14 @@ LogBatch::LogBatch() noexcept {
 }
 
 LogBatch::~LogBatch() {
+  if (--t_pending.batches == 0) {
+    flush_log();
+  }
+}
+
+void flush_log() {
   PendingLines& pending = t_pending;
-  if (--pending.batches == 0 && !pending.text.empty()) {
+  if (!pending.text.empty()) {
     write_to_stderr(pending.text);
     pending.text.clear();
   }

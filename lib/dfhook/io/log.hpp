@@ -44,6 +44,10 @@ public:
   LogBatch& operator=(const LogBatch&) = delete;
 };
 
+// Writes the lines this thread's LogBatch keeps now, before handing work to another thread
+// whose lines must come after them.
+void flush_log();
+
 // The line log() would write, without the timestamp; for tests.
 [[nodiscard]] std::string format_log_line(LogFormat format, LogLevel level,
                                           std::string_view timestamp, std::string_view message,

@@ -464,13 +464,18 @@ void WebhookHandler::handle_webhook(const net::HttpRequest& request, net::HttpRe
                  payload.revision);
   log_delivery(DeliveryOutcome::accepted, "accepted", &payload,
                stored ? fmt::format("stored revision {}", *stored) : std::string("none stored"));
+  // The update worker is already at it: its lines about this delivery must come after this one.
+  io::flush_log();
 }
 
 StoreRevisionLookup::StoreRevisionLookup(const io::FileDatafileStore& store,
-                                         std::chrono::steady_clock::duration recheck_after)
+                                         Clock::duration recheck_after,
+                                         std::function<Clock::time_point()> clock)
     : m_store(store),
       m_recheck_after(recheck_after),
-      m_watch({store.out_dir(), store.meta_dir()}) {}
+      m_clock(std::move(clock)),
+      m_watch({store.out_dir(), store.meta_dir()}),
+      m_paths_followed_at(m_clock ? m_clock() : Clock::now()) {}
 
 namespace {
 
@@ -486,6 +491,8 @@ std::optional<Stamp> stamp_of(const std::filesystem::path& path) {
   stamp.inode = static_cast<std::uint64_t>(info.st_ino);
   stamp.modified_ns = static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1'000'000'000 +
                       static_cast<std::int64_t>(info.st_mtim.tv_nsec);
+  stamp.changed_ns = static_cast<std::int64_t>(info.st_ctim.tv_sec) * 1'000'000'000 +
+                     static_cast<std::int64_t>(info.st_ctim.tv_nsec);
   stamp.size = static_cast<std::uint64_t>(info.st_size);
   return stamp;
 }
@@ -496,19 +503,25 @@ std::optional<std::uint64_t> StoreRevisionLookup::stored_revision(std::string_vi
   if (!io::is_valid_datafile_name(name)) {
     return std::nullopt;
   }
-  const auto now = std::chrono::steady_clock::now();
+  const Clock::time_point now = m_clock ? m_clock() : Clock::now();
   std::uint64_t generation = 0;
   {
     const std::lock_guard lock(m_mutex);
     if (m_watch.changed()) {
       ++m_generation;
     }
-    generation = m_generation;
     const auto found = m_cache.find(name);
-    if (found != m_cache.end() && found->second.generation == generation &&
+    if (found != m_cache.end() && found->second.generation == m_generation &&
         now - found->second.checked_at < m_recheck_after) {
       return found->second.revision;
     }
+    if (now - m_paths_followed_at >= m_recheck_after) {
+      m_paths_followed_at = now;
+      if (m_watch.follow_paths()) {
+        ++m_generation;
+      }
+    }
+    generation = m_generation;
   }
   // A change from here on bumps m_generation at the next question, so this entry is checked
   // again then.

@@ -129,12 +129,14 @@ private:
 // nothing changed in the out-dir or its .dfhook, a cached answer is given without the two stats
 // (they were a fifth of a signed delivery's CPU time, bench/listen) for up to `recheck_after`:
 // that bounds what inotify cannot see (io::DirectoryWatch), such as a network filesystem's other
-// clients.
+// clients; at most that often the watched paths are followed again too (a symlinked out-dir
+// switched). `clock` is steady_clock::now when empty (tests pass their own).
 class StoreRevisionLookup final : public RevisionLookup {
 public:
-  explicit StoreRevisionLookup(
-      const io::FileDatafileStore& store,
-      std::chrono::steady_clock::duration recheck_after = std::chrono::seconds(1));
+  using Clock = std::chrono::steady_clock;
+  explicit StoreRevisionLookup(const io::FileDatafileStore& store,
+                               Clock::duration recheck_after = std::chrono::seconds(1),
+                               std::function<Clock::time_point()> clock = {});
   [[nodiscard]] std::optional<std::uint64_t> stored_revision(std::string_view name) override;
 
 private:
@@ -142,6 +144,7 @@ private:
     std::uint64_t device = 0;
     std::uint64_t inode = 0;
     std::int64_t modified_ns = 0;
+    std::int64_t changed_ns = 0;  // ctime: a hand edit that restores the mtime still shows
     std::uint64_t size = 0;
     bool operator==(const FileStamp&) const = default;
   };
@@ -150,14 +153,16 @@ private:
     FileStamp datafile;
     std::optional<std::uint64_t> revision;
     std::uint64_t generation = 0;  // m_generation when the stamps were taken
-    std::chrono::steady_clock::time_point checked_at;
+    Clock::time_point checked_at;
   };
 
   const io::FileDatafileStore& m_store;
-  const std::chrono::steady_clock::duration m_recheck_after;
+  const Clock::duration m_recheck_after;
+  const std::function<Clock::time_point()> m_clock;
   std::mutex m_mutex;
   io::DirectoryWatch m_watch;      // under m_mutex
   std::uint64_t m_generation = 0;  // counts the changes m_watch reported
+  Clock::time_point m_paths_followed_at;
   std::map<std::string, Entry, std::less<>> m_cache;
 };
 
