@@ -97,6 +97,24 @@ TEST_CASE("a committed datafile and its metadata are stored and read back") {
   CHECK(entries(dir / "out") == std::vector<std::string>{".dfhook", "1234.json"});
 }
 
+TEST_CASE("an out-dir removed while the store is open is made again by the next commit") {
+  const TempDir dir;
+  FileDatafileStore store(dir / "out");
+  (void)store.commit("1234.json", "hello", meta_for(7));
+  SUBCASE("the whole out-dir") {
+    std::filesystem::remove_all(dir / "out");
+  }
+  SUBCASE("an empty directory in its place") {
+    std::filesystem::rename(dir / "out", dir / "old");
+    std::filesystem::create_directory(dir / "out");
+  }
+  const auto result = store.commit("1234.json", "hello again", meta_for(8));
+  CHECK(result.status == CommitStatus::written);
+  CHECK(read_bytes(dir / "out/1234.json") == "hello again");
+  REQUIRE(store.current("1234.json"));
+  CHECK(store.current("1234.json")->revision == 8);
+}
+
 TEST_CASE("a pending datafile takes chunks and becomes the datafile on commit") {
   const TempDir dir;
   FileDatafileStore store(dir.path());

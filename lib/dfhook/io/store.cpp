@@ -611,6 +611,7 @@ std::unique_ptr<DatafileLock> FileDatafileStore::lock(std::string_view name,
   // Read-only is enough for flock, so a group member can lock a file it cannot write; nobody
   // else may open it at all, or any local user could hold every update back. The file is never
   // removed: unlinking a lock file lets two holders lock different inodes.
+  restore_directories();
   const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
   if (fd < 0) {
     throw core::failure(
@@ -650,7 +651,18 @@ std::unique_ptr<DatafileLock> FileDatafileStore::lock(std::string_view name,
   }
 }
 
+void FileDatafileStore::restore_directories() const {
+  struct stat info {};
+  if (::stat(m_meta_dir.c_str(), &info) == 0) {
+    return;
+  }
+  log(LogLevel::warning, "the out-dir or its .dfhook was removed: created again",
+      {{"path", m_meta_dir.string()}});
+  ensure_directory(m_meta_dir, k_directory_mode);
+}
+
 std::unique_ptr<PendingDatafile> FileDatafileStore::begin(std::string_view name) {
+  restore_directories();
   return std::make_unique<FilePending>(std::string(name), datafile_path(name), m_options.file_mode);
 }
 

@@ -181,6 +181,9 @@ public:
 
 private:
   [[nodiscard]] std::chrono::system_clock::time_point now() const;
+  // The out-dir or its .dfhook removed while the store is open (an operator emptying it) is
+  // made again, as the constructor does, before a datafile or lock is opened there.
+  void restore_directories() const;
 
   std::filesystem::path m_out_dir;
   std::filesystem::path m_meta_dir;
