@@ -346,6 +346,12 @@ TEST_CASE("answers HTTP/1.0 in kind: closes unless asked to keep the connection 
   client.send("GET /get HTTP/1.0\r\n\r\n");
   CHECK(status_line(client.read_response()) == "HTTP/1.0 200 OK");
   CHECK(client.closed_by_server());
+
+  Client both(server.port());
+  both.send("GET /get HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n");  // close wins
+  const std::string answer = both.read_response();
+  CHECK(answer.find("\r\nConnection: keep-alive\r\n") == std::string::npos);
+  CHECK(both.closed_by_server());
 }
 
 TEST_CASE("answers 413 at once to a declared length over the limit, then closes") {

@@ -21,6 +21,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -489,7 +490,9 @@ private:
   void send_response(bool close_after) {
     const bool have_head = m_parser && m_parser->is_header_done();
     bool keep_alive = !close_after && !m_response.close && !m_server.stopping() && have_head &&
-                      m_parser->get().keep_alive();
+                      m_parser->get().keep_alive() &&
+                      // Beast keeps an HTTP/1.0 "Connection: keep-alive, close"; close wins.
+                      !http::token_list(m_parser->get()[http::field::connection]).exists("close");
     m_server.answered(have_head ? to_std(m_parser->get().target()) : std::string_view{},
                       m_response.status);
 
