@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -35,19 +36,29 @@ TEST_CASE("a JSON line escapes control characters and quotes") {
 
 namespace {
 
+// Points this process's stderr at `fd` while alive, then back.
+class StderrRedirect {
+public:
+  explicit StderrRedirect(int fd) : m_saved(::dup(STDERR_FILENO)) {
+    REQUIRE(m_saved >= 0);
+    REQUIRE(::dup2(fd, STDERR_FILENO) == STDERR_FILENO);
+  }
+  ~StderrRedirect() {
+    ::dup2(m_saved, STDERR_FILENO);
+    ::close(m_saved);
+  }
+  StderrRedirect(const StderrRedirect&) = delete;
+  StderrRedirect& operator=(const StderrRedirect&) = delete;
+
+private:
+  int m_saved;
+};
+
 // Sends this process's stderr to a temporary file while alive; text() is what reached it.
 class CapturedStderr {
 public:
-  CapturedStderr() : m_file(std::tmpfile()), m_saved(::dup(STDERR_FILENO)) {
-    REQUIRE(m_file != nullptr);
-    REQUIRE(m_saved >= 0);
-    REQUIRE(::dup2(::fileno(m_file), STDERR_FILENO) == STDERR_FILENO);
-  }
-  ~CapturedStderr() {
-    ::dup2(m_saved, STDERR_FILENO);
-    ::close(m_saved);
-    std::fclose(m_file);
-  }
+  CapturedStderr() : m_file(std::tmpfile()) { REQUIRE(m_file != nullptr); }
+  ~CapturedStderr() { std::fclose(m_file); }
   CapturedStderr(const CapturedStderr&) = delete;
   CapturedStderr& operator=(const CapturedStderr&) = delete;
 
@@ -66,7 +77,7 @@ public:
 
 private:
   std::FILE* m_file;
-  int m_saved;
+  StderrRedirect m_redirect{::fileno(m_file)};  // after m_file: set up after it, undone before
 };
 
 std::size_t count_lines(const std::string& text) {
@@ -150,8 +161,7 @@ TEST_CASE("a full non-blocking stderr is waited for, not dropped") {
   dfhook::io::configure_logging(LogFormat::text, LogLevel::info);
   int ends[2] = {-1, -1};
   REQUIRE(::pipe2(ends, O_NONBLOCK | O_CLOEXEC) == 0);
-  const int saved = ::dup(STDERR_FILENO);
-  REQUIRE(::dup2(ends[1], STDERR_FILENO) == STDERR_FILENO);
+  std::optional<StderrRedirect> redirect(std::in_place, ends[1]);
   std::size_t filled = 0;
   const std::string junk(4096, '.');
   while (::write(ends[1], junk.data(), junk.size()) > 0) {
@@ -190,8 +200,7 @@ TEST_CASE("a full non-blocking stderr is waited for, not dropped") {
     }
   }
   logger.join();
-  ::dup2(saved, STDERR_FILENO);
-  ::close(saved);
+  redirect.reset();
   ::close(ends[1]);
   ::close(ends[0]);
   CHECK(waiting);
