@@ -26,3 +26,40 @@ make_certificates() {
     -addext "subjectAltName=DNS:cdn.optimizely.com,DNS:optimizely.s3.amazonaws.com,IP:127.0.0.1" \
     -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" 2>/dev/null
 }
+
+# Waits (at most 10 s) until 127.0.0.1:PORT accepts connections; with PID, fails at once when
+# that process has died (printing its nginx logs when there are any).
+wait_port() {  # wait_port PORT [PID]
+  for _ in $(seq 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+      return 0
+    fi
+    if [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null; then
+      cat "$tmp/nginx/stderr" "$tmp/nginx/error.log" >&2 2>/dev/null || true
+      break
+    fi
+    sleep 0.05
+  done
+  echo "nothing listens on 127.0.0.1:$1" >&2
+  return 1
+}
+
+# The start of every bench nginx.conf: one process (no master/worker split, so the PID started
+# is the whole server) keeping its files in $tmp/nginx, then an open http block the caller
+# completes and closes.
+nginx_conf_head() {  # nginx_conf_head WORKER_CONNECTIONS
+  cat <<EOF
+daemon off;
+master_process off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections $1; }
+http {
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  types { application/json json; }
+EOF
+}

@@ -51,21 +51,11 @@ python3 scripts/gen-datafile.py --project-id 5678 --revision 3 --flags 30 \
 size=$(stat -c %s "$tmp/cdn/json/1234.json")
 small_size=$(stat -c %s "$tmp/cdn/json/5678.json")
 
-# One nginx process (no master/worker split), so the PID started is the whole server.
+# The CDN: nginx over HTTPS, serving $tmp/cdn.
 port=$(free_port)
-cat >"$tmp/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 256; }
-http {
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
-  types { application/json json; }
+{
+  nginx_conf_head 256
+  cat <<EOF
   access_log $tmp/nginx/access.log;
   sendfile on;
   tcp_nopush on;
@@ -77,16 +67,11 @@ http {
   }
 }
 EOF
+} >"$tmp/nginx/nginx.conf"
 "$nginx" -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" \
   </dev/null >/dev/null 2>"$tmp/nginx/stderr" &
 nginx_pid=$!
-for _ in $(seq 200); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    break
-  fi
-  kill -0 "$nginx_pid" 2>/dev/null || { cat "$tmp/nginx/stderr" "$tmp/nginx/error.log" >&2; exit 1; }
-  sleep 0.05
-done
+wait_port "$port" "$nginx_pid"
 
 net=(--cacert "$tmp/ca.pem" --connect-to "cdn.optimizely.com:443:127.0.0.1:$port")
 url=https://cdn.optimizely.com/json/1234.json

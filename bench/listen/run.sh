@@ -40,18 +40,6 @@ trap stop_all EXIT
 
 source bench/common.sh
 
-# Waits (at most 10 s) until 127.0.0.1:$1 accepts connections.
-wait_port() {
-  for _ in $(seq 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.05
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2
-  return 1
-}
-
 copy_binaries "$dfhook_src"
 make_certificates
 
@@ -61,19 +49,9 @@ cdn_port=$(free_port)
 ceiling_port=$(free_port)
 mkdir -p "$tmp/nginx" "$tmp/cdn/json"
 cp tests/fixtures/datafile-1234-r1.json "$tmp/cdn/json/1234.json"
-cat >"$tmp/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
-  types { application/json json; }
+{
+  nginx_conf_head 1024
+  cat <<EOF
   log_format timing escape=json '{"uri":"\$request_uri","status":\$status,'
     '"bytes":\$body_bytes_sent,"request_time":\$request_time,"msec":\$msec,'
     '"connection":\$connection,"connection_requests":\$connection_requests}';
@@ -92,11 +70,12 @@ http {
   }
 }
 EOF
+} >"$tmp/nginx/nginx.conf"
 taskset -c "$server_cpu" "$nginx" -p "$tmp/nginx" -e "$tmp/nginx/error.log" \
   -c "$tmp/nginx/nginx.conf" </dev/null >/dev/null 2>"$tmp/nginx/stderr" &
 nginx_pid=$!
 pids+=("$nginx_pid")
-wait_port "$cdn_port"
+wait_port "$cdn_port" "$nginx_pid"
 wait_port "$ceiling_port"
 
 # adnanh/webhook with the rule Optimizely's docs give: HMAC-SHA1 of the body in X-Hub-Signature.
